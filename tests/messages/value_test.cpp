@@ -1,0 +1,146 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "messages/msgpack_codec.hpp"
+#include "messages/value.hpp"
+
+using namespace moatkv;
+
+namespace {
+std::string hex(const std::string& s) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    out += d[c >> 4];
+    out += d[c & 15];
+  }
+  return out;
+}
+std::string unhex(const std::string& h) {
+  std::string out;
+  for (size_t i = 0; i + 1 < h.size(); i += 2) out += static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16));
+  return out;
+}
+}  // namespace
+
+TEST_CASE("numbers compare across bool, int and float as in Python") {
+  CHECK(value(1) == value(1.0));
+  CHECK(value(1) == value(true));
+  CHECK(value(0) == value(-0.0));
+  CHECK(value(0) == value(false));
+  CHECK(value(2) != value(true));
+  CHECK(value(1.5) != value(1));
+  double nan = std::nan("");
+  CHECK(value(nan) != value(nan));
+  CHECK(value(18446744073709551615ULL) == value(18446744073709551615ULL));
+  CHECK(value(18446744073709551615ULL) != value(int64_t{-1}));
+  // 2^53 + 1 is not exactly representable: the float 2^53 must not equal the int 2^53 + 1.
+  CHECK(value(9007199254740993LL) != value(9007199254740992.0));
+  CHECK(hash_value(value(1)) == hash_value(value(1.0)));
+  CHECK(hash_value(value(1)) == hash_value(value(true)));
+  CHECK(hash_value(value(0)) == hash_value(value(-0.0)));
+}
+
+TEST_CASE("str and bin never compare equal; arrays and paths compare element-wise") {
+  CHECK(value("") != value(bin{""}));
+  CHECK(value("a") == value("a"));
+  CHECK(value(array{1, "x"}) == value(array{1.0, "x"}));
+  CHECK(value(array{1, "x"}) != value(array{1, "y"}));
+  CHECK(value::make_path({"a", 1}) == value(array{"a", 1}));
+  CHECK(hash_value(value::make_path({"a", 1})) == hash_value(value(array{"a", true})));
+  CHECK(value::make_path({"a"}, "r") != value::make_path({"a"}));
+}
+
+TEST_CASE("maps compare as dicts, independent of order") {
+  value a(map{{"x", 1}, {"y", 2}});
+  value b(map{{"y", 2}, {"x", 1.0}});
+  CHECK(a == b);
+  CHECK(hash_value(a) == hash_value(b));
+  CHECK(a != value(map{{"x", 1}}));
+  CHECK(a != value(map{{"x", 1}, {"y", 3}}));
+}
+
+TEST_CASE("idem uses same-type equality") {
+  CHECK(same_type_equal(value(1), value(1)));
+  CHECK_FALSE(same_type_equal(value(1), value(1.0)));
+  CHECK_FALSE(same_type_equal(value(1), value(true)));
+  CHECK(same_type_equal(value(5), value(5ULL)));
+}
+
+TEST_CASE("msgpack encoding matches the original's bytes") {
+  // From the client wire transcript: set_value of demo.b.
+  std::string bytes = unhex(
+      "86a470617468c70903a464656d6fa162a163a576616c7565a9736f6d652074657874a66e636861696ec2a563"
+      "6861696ec0a6616374696f6ea97365745f76616c7565a373657103");
+  value v = decode(bytes);
+  REQUIRE(v.is_map());
+  CHECK(*v.find("path") == value::make_path({"demo", "b", "c"}));
+  CHECK(v.find("path")->is_path());
+  CHECK(*v.find("value") == value("some text"));
+  CHECK(v.find("nchain")->is_bool());
+  CHECK(v.find("chain")->is_nil());
+  CHECK(hex(encode(v)) == hex(bytes));
+  // Examples of server-internals §1.2.
+  CHECK(hex(encode(value::make_path({}))) == "c70003");
+  CHECK(hex(encode(value::make_path({"moat", "kv"}))) == "d703a46d6f6174a26b76");
+  CHECK(hex(encode(value::make_path({nullptr, "auth"}))) == "c70603c0a461757468");
+  CHECK(hex(encode(value(1.5))) == "cb3ff8000000000000");
+  CHECK(hex(encode(value(18446744073709551615ULL))) == "cfffffffffffffffff");
+  CHECK(hex(encode(value(int64_t{-1}))) == "ff");
+}
+
+TEST_CASE("unknown extension types and bignums round-trip byte-exactly") {
+  for (const char* h : {"c70902010000000000000000", "d4050a", "d6ffffffffff", "c7050712345678ff"}) {
+    std::string b = unhex(h);
+    value v = decode(b);
+    CHECK(v.is_ext());
+    CHECK(hex(encode(v)) == h);
+  }
+  value marked = decode(unhex("c70806a172a3666f6fa162"));
+  REQUIRE(marked.is_path());
+  CHECK(marked.as_path().mark == "r");
+  CHECK(hex(encode(marked)) == "d706a172a3666f6fa162");  // 8 bytes: fixext8, as Python packs it
+}
+
+TEST_CASE("float32 decodes to a float and re-encodes as float64") {
+  value v = decode(unhex("ca3fc00000"));
+  CHECK(v.is_float());
+  CHECK(v == value(1.5));
+}
+
+TEST_CASE("malformed msgpack is an error, not a crash") {
+  CHECK_THROWS_AS(decode(unhex("c1")), decode_error);
+  CHECK_THROWS_AS(decode(unhex("a2ff")), decode_error);         // truncated str
+  CHECK_THROWS_AS(decode(unhex("a2fffe")), decode_error);       // invalid UTF-8
+  CHECK_THROWS_AS(decode(unhex("c70303a2")), decode_error);     // path with a truncated element
+  CHECK_THROWS_AS(decode(unhex("0102")), decode_error);         // trailing bytes
+  std::string deep(200, '\x91');
+  deep += '\xc0';
+  CHECK_THROWS_AS(decode(deep), decode_error);
+}
+
+TEST_CASE("duplicate map keys: the last one wins") {
+  value v = decode(unhex("82a16101a16102"));
+  REQUIRE(v.as_map().size() == 1);
+  CHECK(*v.find("a") == value(2));
+}
+
+TEST_CASE("stream decoder yields objects from arbitrary chunks") {
+  std::string all = encode(value(map{{"seq", 0}, {"qlen", 10}})) + encode(value("x")) + encode(value(7));
+  stream_decoder d;
+  std::vector<value> got;
+  for (char c : all) {
+    d.feed(&c, 1);
+    value v;
+    while (d.next(v)) got.push_back(v);
+  }
+  REQUIRE(got.size() == 3);
+  CHECK(*got[0].find("qlen") == value(10));
+  CHECK(got[1] == value("x"));
+  CHECK(got[2] == value(7));
+  stream_decoder bad;
+  bad.feed("\xc1", 1);
+  value v;
+  CHECK_THROWS_AS(bad.next(v), decode_error);
+}
