@@ -1,1 +1,69 @@
-// placeholder: filled in by the work on issue 2
+// moatkv: the command line of a MoaT-KV node and its clients (`moat kv …` → `moatkv …`).
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "apps/commands.hpp"
+#include "transport/client_connection.hpp"
+
+namespace moatkv {
+
+int command_status = 0;
+
+node_config global_options::config() const {
+  node_config cfg = node_config::load(config_file);
+  for (const auto& o : overrides) cfg.apply_override(o);
+  return cfg;
+}
+
+std::string global_options::connect_host(const node_config& cfg) const {
+  return host.empty() ? cfg.get_string("kv.conn.host", "127.0.0.1") : host;
+}
+
+uint16_t global_options::connect_port(const node_config& cfg) const {
+  int64_t p = port > 0 ? port : cfg.get_int("kv.conn.port", 27586);
+  if (p <= 0 || p > 65535) throw config_error("port " + std::to_string(p) + " is out of range");
+  return static_cast<uint16_t>(p);
+}
+
+}  // namespace moatkv
+
+int main(int argc, char** argv) {
+  using namespace moatkv;
+  CLI::App app{"moatkv: a master-less distributed key-value store (MoaT-KV compatible)"};
+  // -h is the host, as in `moat kv -h HOST`; help is --help only.
+  app.set_help_flag("--help", "Print this help message and exit");
+  app.require_subcommand(1);
+  app.fallthrough();
+  global_options g;
+  app.add_option("-c,--cfg", g.config_file, "Configuration file (YAML, the original's layout)")
+      ->check(CLI::ExistingFile);
+  app.add_option("-C,--config", g.overrides, "Override one config key: KEY=VALUE (repeatable)");
+  app.add_option("-h,--host", g.host, "Host of the node to talk to (default: kv.conn.host)");
+  app.add_option("-p,--port", g.port, "Port of the node to talk to (default: kv.conn.port)")
+      ->check(CLI::Range(1, 65535));
+  app.add_flag("-m,--metadata", g.metadata, "Print full replies, with chain and tock");
+  app.add_flag("-v,--verbose", g.verbose, "More log output (repeatable)");
+  add_server_command(app, g);
+  add_data_command(app, g);
+  add_bench_command(app, g);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const config_error& e) {
+    std::cerr << "moatkv: " << e.what() << "\n";
+    return 2;
+  } catch (const client_error& e) {
+    std::cerr << "moatkv: " << e.what() << "\n";
+    return 1;
+  } catch (const server_error& e) {
+    std::cerr << "moatkv: the server replied with an error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {  // bad paths, bad literals, …
+    std::cerr << "moatkv: " << e.what() << "\n";
+    return 2;
+  }
+  return command_status;
+}

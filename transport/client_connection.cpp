@@ -1,1 +1,203 @@
-// placeholder: filled in by the work on issue 2
+#include "transport/client_connection.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace moatkv {
+
+namespace {
+
+int connect_to(const std::string& host, uint16_t port, std::chrono::milliseconds timeout) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  std::string port_str = std::to_string(port);
+  int rc = getaddrinfo(host.c_str(), port_str.c_str(), &hints, &res);
+  if (rc != 0)
+    throw client_error("cannot resolve " + host + ": " + gai_strerror(rc));
+  std::string last_error = "no address";
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) continue;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+      last_error = strerror(errno);
+      close(fd);
+      continue;
+    }
+    pollfd p{fd, POLLOUT, 0};
+    int n = poll(&p, 1, static_cast<int>(timeout.count()));
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (n == 1) getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (n != 1 || err != 0) {
+      last_error = n == 1 ? strerror(err) : "timed out";
+      close(fd);
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    freeaddrinfo(res);
+    return fd;
+  }
+  freeaddrinfo(res);
+  throw client_error("cannot connect to " + host + ":" + port_str + ": " + last_error);
+}
+
+}  // namespace
+
+int64_t int_field(const value& m, const char* key, int64_t dflt) {
+  if (!m.is_map()) return dflt;
+  const value* v = m.find(key);
+  int64_t out;
+  return v && v->get_int(out) ? out : dflt;
+}
+
+client_connection::client_connection(const std::string& host, uint16_t port,
+                                     std::chrono::milliseconds timeout)
+    : timeout_(timeout) {
+  fd_ = connect_to(host, port, timeout);
+  greeting_ = read_message();
+  if (!greeting_.is_map() || int_field(greeting_, "seq", -1) != 0)
+    throw client_error("the server did not send a MoaT-KV greeting");
+  int64_t q = int_field(greeting_, "qlen", 0);
+  if (q > 0) {
+    qlen_ = std::min<int64_t>(q, 99);
+    send_raw(value(map{{"seq", 0}, {"qlen", qlen_}}));
+  }
+}
+
+client_connection::~client_connection() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void client_connection::write_all(const std::string& bytes) {
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{fd_, POLLOUT, 0};
+      if (poll(&p, 1, static_cast<int>(timeout_.count())) != 1)
+        throw client_error("timed out writing to the server");
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    throw client_error(std::string("write to the server failed: ") + strerror(errno));
+  }
+}
+
+void client_connection::send_raw(const value& msg) { write_all(encode(msg)); }
+
+int64_t client_connection::send_request(const std::string& action, map params) {
+  int64_t seq = next_seq_++;
+  map msg;
+  msg.reserve(params.size() + 2);
+  msg.emplace_back("action", action);
+  for (auto& kv : params) msg.push_back(std::move(kv));
+  msg.emplace_back("seq", seq);
+  send_raw(value(std::move(msg)));
+  return seq;
+}
+
+bool client_connection::fill(clock::time_point deadline) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n > 0) {
+      decoder_.feed(buf, static_cast<size_t>(n));
+      return true;
+    }
+    if (n == 0) throw client_error("the server closed the connection");
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      throw client_error(std::string("read from the server failed: ") + strerror(errno));
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    poll(&p, 1, static_cast<int>(left.count()));
+  }
+}
+
+void client_connection::note_streamed(const value& msg) {
+  // Acknowledge windowed streams as the original client does (more than qlen/3 unacked).
+  if (qlen_ <= 0 || !msg.is_map()) return;
+  int64_t wseq = int_field(msg, "wseq", -1);
+  if (wseq < 0) return;
+  int64_t seq = int_field(msg, "seq", -1);
+  ack_state& a = acks_[seq];
+  a.last_read = std::max(a.last_read, wseq);
+  if (a.last_read - a.last_acked > qlen_ / 3) {
+    a.last_acked = a.last_read;
+    send_raw(value(map{{"seq", seq}, {"state", "ack"}, {"ack", a.last_read}}));
+  }
+}
+
+value client_connection::read_message() {
+  auto deadline = clock::now() + timeout_;
+  value msg;
+  try {
+    while (!decoder_.next(msg)) {
+      if (!fill(deadline)) throw client_error("timed out waiting for the server");
+    }
+  } catch (const decode_error& e) {
+    throw client_error(std::string("undecodable data from the server: ") + e.what());
+  }
+  note_streamed(msg);
+  return msg;
+}
+
+value client_connection::read_for(int64_t seq) {
+  auto it = buffered_.find(seq);
+  if (it != buffered_.end()) {
+    value v = std::move(it->second);
+    buffered_.erase(it);
+    return v;
+  }
+  for (;;) {
+    value msg = read_message();
+    int64_t s = int_field(msg, "seq", -1);
+    if (s == seq) return msg;
+    if (s < 0 && msg.is_map() && msg.find("error"))  // connection-level error
+      throw server_error(debug_string(*msg.find("error")));
+    buffered_.emplace(s, std::move(msg));
+  }
+}
+
+value client_connection::request(const std::string& action, map params) {
+  int64_t seq = send_request(action, std::move(params));
+  value reply = read_for(seq);
+  if (const value* err = reply.find("error"))
+    throw server_error(err->is_str() ? err->as_str() : debug_string(*err));
+  return reply;
+}
+
+void client_connection::stream(const std::string& action, map params,
+                               const std::function<bool(const value&)>& on_message) {
+  int64_t seq = send_request(action, std::move(params));
+  for (;;) {
+    value msg = read_for(seq);
+    if (const value* err = msg.find("error"))
+      throw server_error(err->is_str() ? err->as_str() : debug_string(*err));
+    const value* state = msg.find("state");
+    if (state && state->is_str()) {
+      if (state->as_str() == "start") continue;
+      if (state->as_str() == "end") return;
+    }
+    if (!on_message(msg)) return;
+  }
+}
+
+}  // namespace moatkv

@@ -1,1 +1,298 @@
-// placeholder: filled in by the work on issue 2
+#include "transport/session.hpp"
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <set>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/tree_store/tock_clock.hpp"
+#include "messages/msgpack_codec.hpp"
+#include "messages/node_messages.hpp"
+
+namespace moatkv {
+
+namespace {
+
+std::atomic<uint64_t> next_connection_id{1};
+
+struct stream_state {
+  int64_t qlen = 0;        // 0: no flow control
+  int64_t next_wseq = 1;   // wseq of the next message sent
+  int64_t acked = 0;       // highest wseq the client acknowledged
+  bool open = false;       // a watch: more messages may come from the tree_store
+  bool ending = false;     // {state: end} is queued; nothing else may be added
+  std::deque<value> queue; // framed except for wseq/tock, waiting for the window
+};
+
+struct session_state {
+  uint64_t conn = 0;
+  caf::io::connection_handle hdl;
+  caf::actor store;
+  std::shared_ptr<tock_clock> clock;
+  session_options opts;
+  std::unique_ptr<stream_decoder> decoder;
+  bool hello_done = false;
+  int64_t qlen = 0;
+  std::set<int64_t> pending;    // requests sent to the tree_store, no reply yet
+  std::set<int64_t> cancelled;  // stopped while pending
+  std::map<int64_t, stream_state> streams;
+  bool closing = false;
+};
+
+using session_broker = caf::io::stateful_broker<session_state>;
+
+const char* kind_name(const value& v) {
+  switch (v.type()) {
+    case kind::nil: return "nil";
+    case kind::boolean: return "bool";
+    case kind::int64: case kind::uint64: return "int";
+    case kind::float64: return "float";
+    case kind::str: return "str";
+    case kind::bin: return "bin";
+    case kind::array: return "array";
+    case kind::map: return "map";
+    case kind::path: return "Path";
+    case kind::ext: return "ext";
+  }
+  return "?";
+}
+
+void write_msg(session_broker* self, value msg) {
+  if (!msg.find("tock")) msg.as_map().emplace_back("tock", self->state.clock->next());
+  std::string bytes = encode(msg);
+  self->write(self->state.hdl, bytes.size(), bytes.data());
+}
+
+void send_single(session_broker* self, int64_t seq, value msg) {
+  if (!msg.is_map()) msg = value(map{{"result", std::move(msg)}});
+  if (!msg.find("seq")) msg.as_map().emplace_back("seq", seq);
+  write_msg(self, std::move(msg));
+}
+
+void send_error(session_broker* self, const value* seq, std::string text) {
+  map m{{"error", std::move(text)}};
+  if (seq) m.emplace_back("seq", *seq);
+  write_msg(self, value(std::move(m)));
+}
+
+// Send what the window allows; drop the stream once its end went out.
+void pump(session_broker* self, int64_t seq) {
+  auto it = self->state.streams.find(seq);
+  if (it == self->state.streams.end()) return;
+  stream_state& s = it->second;
+  while (!s.queue.empty() && (s.qlen <= 0 || s.next_wseq - s.acked < s.qlen)) {
+    value msg = std::move(s.queue.front());
+    s.queue.pop_front();
+    map& m = msg.as_map();
+    if (!msg.find("seq")) m.emplace_back("seq", seq);
+    if (s.qlen > 0) m.emplace_back("wseq", s.next_wseq);
+    ++s.next_wseq;
+    write_msg(self, std::move(msg));
+  }
+  self->flush(self->state.hdl);
+  // A finished stream stays registered until its end is sent, so late acks still find it.
+  if (s.ending && s.queue.empty()) self->state.streams.erase(it);
+}
+
+void end_stream(session_broker* self, int64_t seq, std::optional<std::string> error = {}) {
+  auto it = self->state.streams.find(seq);
+  if (it == self->state.streams.end() || it->second.ending) return;
+  stream_state& s = it->second;
+  if (s.open) self->send(self->state.store, cancel_atom::value, self->state.conn, seq);
+  s.open = false;
+  if (error) s.queue.emplace_back(map{{"error", *error}});
+  s.queue.emplace_back(map{{"state", "end"}});
+  s.ending = true;
+  pump(self, seq);
+}
+
+void enqueue(session_broker* self, int64_t seq, value msg) {
+  auto it = self->state.streams.find(seq);
+  if (it == self->state.streams.end() || it->second.ending) return;
+  stream_state& s = it->second;
+  if (s.queue.size() >= self->state.opts.max_stream_backlog) {
+    // A watcher that stopped reading: end its stream instead of buffering without bound.
+    s.queue.clear();
+    end_stream(self, seq, "RuntimeError('Aborted. Queue filled?')");
+    return;
+  }
+  s.queue.push_back(std::move(msg));
+  pump(self, seq);
+}
+
+void start_stream(session_broker* self, int64_t seq, const value& req, action_result res) {
+  stream_state s;
+  s.qlen = self->state.qlen;
+  int64_t q;
+  if (const value* rq = req.find("qlen"); rq && rq->get_int(q) && q > 0) s.qlen = q;
+  if (s.qlen > 0 && s.qlen < 4) s.qlen = 4;  // the original refuses < 4; clamp instead
+  s.open = res.open;
+  s.queue.emplace_back(map{{"state", "start"}});
+  for (auto& m : res.messages) s.queue.push_back(std::move(m));
+  self->state.streams[seq] = std::move(s);
+  if (!res.open) {
+    self->state.streams[seq].queue.emplace_back(map{{"state", "end"}});
+    self->state.streams[seq].ending = true;
+  }
+  pump(self, seq);
+}
+
+// One decoded client message.
+void handle_message(session_broker* self, value msg, std::map<int64_t, value>& requests) {
+  auto& st = self->state;
+  if (!msg.is_map()) {
+    send_error(self, nullptr, std::string("a request must be a map, not ") + kind_name(msg));
+    return;
+  }
+  const value* seqv = msg.find("seq");
+  int64_t seq;
+  if (!seqv || !seqv->get_int(seq)) {
+    send_error(self, seqv, seqv ? "the request's seq must be an integer" : "the request has no seq");
+    return;
+  }
+  if (seq == 0 && !st.hello_done) {
+    st.hello_done = true;
+    int64_t q = 0;
+    if (const value* qv = msg.find("qlen")) qv->get_int(q);
+    st.qlen = std::min(std::max<int64_t>(q, 0), st.opts.server_qlen);
+    if (st.qlen > 0 && st.qlen < 4) st.qlen = 4;
+    return;
+  }
+  // Messages for a running stream: acks, the client's end, errors.
+  if (auto it = st.streams.find(seq); it != st.streams.end() && !msg.find("action")) {
+    const value* state = msg.find("state");
+    if (state && state->is_str() && state->as_str() == "ack") {
+      int64_t a;
+      if (const value* av = msg.find("ack"); av && av->get_int(a))
+        it->second.acked = std::max(it->second.acked, a);
+      pump(self, seq);
+    }
+    return;  // {state: end} or other input on an output-only stream: nothing to do
+  }
+  const value* action = msg.find("action");
+  if (!action || !action->is_str()) {
+    // A late ack for a stream that already finished is harmless; anything else is an error.
+    const value* state = msg.find("state");
+    if (state && state->is_str() && (state->as_str() == "ack" || state->as_str() == "end")) return;
+    send_error(self, seqv, action ? "the action must be a string" : "the request has no action");
+    return;
+  }
+  if (action->as_str() == "stop") {
+    int64_t task;
+    const value* tv = msg.find("task");
+    if (!tv || !tv->get_int(task)) {
+      send_single(self, seq, value(map{{"error", "ValueError('stop needs an integer task')"}}));
+      return;
+    }
+    bool running = false;
+    if (auto it = st.streams.find(task); it != st.streams.end() && !it->second.ending) {
+      running = true;
+      end_stream(self, task);
+    } else if (st.pending.count(task)) {
+      running = true;
+      st.cancelled.insert(task);
+    }
+    send_single(self, seq, value(map{{"result", running}}));
+    self->flush(st.hdl);
+    return;
+  }
+  if (st.pending.count(seq) || st.streams.count(seq)) {
+    send_single(self, seq, value(map{{"error", "ValueError('seq " + std::to_string(seq) + " is in use')"}}));
+    return;
+  }
+  st.pending.insert(seq);
+  requests.emplace(seq, msg);  // kept for stream options (qlen) when the reply arrives
+  self->send(st.store, request_atom::value, st.conn, std::move(msg));
+}
+
+caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl, caf::actor store,
+                           std::shared_ptr<tock_clock> clock, session_options opts) {
+  auto& st = self->state;
+  st.conn = next_connection_id.fetch_add(1);
+  st.hdl = hdl;
+  st.store = store;
+  st.clock = std::move(clock);
+  st.opts = opts;
+  decode_limits limits;
+  limits.max_bytes = opts.max_message_bytes;
+  st.decoder = std::make_unique<stream_decoder>(limits);
+  self->configure_read(hdl, caf::io::receive_policy::at_most(65536));
+  self->send(store, hello_atom::value, st.conn, caf::actor_cast<caf::actor>(self));
+  auto requests = std::make_shared<std::map<int64_t, value>>();
+  auto shutdown = [self] {
+    if (self->state.closing) return;
+    self->state.closing = true;
+    self->send(self->state.store, closed_atom::value, self->state.conn);
+    self->quit();
+  };
+  return {
+      [self](greeting_atom, value greeting) {
+        write_msg(self, std::move(greeting));
+        self->flush(self->state.hdl);
+      },
+      [self, requests, shutdown](const caf::io::new_data_msg& msg) {
+        auto& st = self->state;
+        if (st.closing) return;
+        st.decoder->feed(reinterpret_cast<const char*>(msg.buf.data()), msg.buf.size());
+        try {
+          value v;
+          while (st.decoder->next(v)) handle_message(self, std::move(v), *requests);
+        } catch (const decode_error& e) {
+          spdlog::warn("client connection {}: closing after undecodable data: {}", st.conn, e.what());
+          send_error(self, nullptr, std::string("undecodable request: ") + e.what());
+          self->flush(st.hdl);
+          self->close(st.hdl);
+          shutdown();
+          return;
+        }
+        if (st.decoder->pending_bytes() > st.opts.max_message_bytes) {
+          send_error(self, nullptr, "request too large");
+          self->flush(st.hdl);
+          self->close(st.hdl);
+          shutdown();
+          return;
+        }
+        self->flush(st.hdl);
+      },
+      [self, requests](reply_atom, int64_t seq, action_result& res) {
+        auto& st = self->state;
+        st.pending.erase(seq);
+        value req;
+        if (auto it = requests->find(seq); it != requests->end()) {
+          req = std::move(it->second);
+          requests->erase(it);
+        }
+        bool cancelled = st.cancelled.erase(seq) > 0;
+        if (cancelled) {
+          // Stopped before it ran to the client: a stream still gets its end, a single nothing.
+          if (res.stream) {
+            if (res.open) self->send(st.store, cancel_atom::value, st.conn, seq);
+            send_single(self, seq, value(map{{"state", "end"}}));
+            self->flush(st.hdl);
+          }
+          return;
+        }
+        if (res.stream) {
+          start_stream(self, seq, req, std::move(res));
+        } else {
+          send_single(self, seq, res.messages.empty() ? value(map{}) : std::move(res.messages.front()));
+          self->flush(st.hdl);
+        }
+      },
+      [self](event_atom, int64_t seq, value& msg) { enqueue(self, seq, std::move(msg)); },
+      [shutdown](const caf::io::connection_closed_msg&) { shutdown(); },
+  };
+}
+
+}  // namespace
+
+void start_session(caf::io::broker* listener, caf::io::connection_handle hdl, caf::actor store,
+                   std::shared_ptr<tock_clock> clock, session_options opts) {
+  listener->fork(session_impl, hdl, std::move(store), std::move(clock), opts);
+}
+
+}  // namespace moatkv

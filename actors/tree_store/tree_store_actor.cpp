@@ -1,1 +1,79 @@
-// placeholder: filled in by the work on issue 2
+#include "actors/tree_store/tree_store_actor.hpp"
+
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/tree_store/actions.hpp"
+#include "messages/node_messages.hpp"
+
+namespace moatkv {
+
+namespace {
+
+struct tree_store_state {
+  std::unique_ptr<kv_store> store;
+  std::unordered_map<uint64_t, caf::actor> sessions;
+  tree_store_options opts;
+};
+
+caf::behavior tree_store_impl(caf::stateful_actor<tree_store_state>* self, tree_store_options opts,
+                              std::shared_ptr<tock_clock> clock) {
+  auto& st = self->state;
+  st.opts = opts;
+  st.store = std::make_unique<kv_store>(opts.node_name, std::move(clock));
+  if (opts.has_init)
+    st.store->set_initial_root(opts.init_value);
+  else if (opts.standalone)
+    st.store->init_own_tick();
+  st.store->set_watch_emitter([self](uint64_t conn, int64_t seq, value msg) {
+    auto it = self->state.sessions.find(conn);
+    if (it != self->state.sessions.end())
+      self->send(it->second, event_atom::value, seq, std::move(msg));
+  });
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    // A session that died without saying goodbye: forget its connection.
+    for (auto it = self->state.sessions.begin(); it != self->state.sessions.end(); ++it) {
+      if (it->second.address() == dm.source) {
+        self->state.store->drop_connection(it->first);
+        self->state.sessions.erase(it);
+        return;
+      }
+    }
+  });
+  return {
+      [self](hello_atom, uint64_t conn, caf::actor session) {
+        self->monitor(session);
+        self->state.sessions[conn] = session;
+        self->send(session, greeting_atom::value,
+                   self->state.store->greeting(self->state.opts.client_qlen));
+      },
+      [self](request_atom, uint64_t conn, const value& req) {
+        auto it = self->state.sessions.find(conn);
+        if (it == self->state.sessions.end()) return;
+        int64_t seq = 0;
+        if (const value* s = req.find("seq")) s->get_int(seq);
+        action_result res = self->state.store->handle(conn, req);
+        self->send(it->second, reply_atom::value, seq, std::move(res));
+      },
+      [self](cancel_atom, uint64_t conn, int64_t seq) { self->state.store->cancel_watch(conn, seq); },
+      [self](closed_atom, uint64_t conn) {
+        auto it = self->state.sessions.find(conn);
+        if (it != self->state.sessions.end()) {
+          self->demonitor(it->second);
+          self->state.sessions.erase(it);
+        }
+        self->state.store->drop_connection(conn);
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_tree_store(caf::actor_system& sys, tree_store_options opts,
+                            std::shared_ptr<tock_clock> clock) {
+  return sys.spawn(tree_store_impl, std::move(opts), std::move(clock));
+}
+
+}  // namespace moatkv

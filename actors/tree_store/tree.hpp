@@ -1,0 +1,164 @@
+// The entry tree and the merge rule (server-internals §2.3–§2.7).
+//
+// Ownership: one `tree` per node, owned by the tree_store actor (through `kv_store`), which is
+// its single writer. The tree also owns the node table, the node's own tick and the set of
+// ticks deleted since the deleter last collected them.
+//
+// Structure: the root entry (path ()) always has the child `None`, the meta root, under which
+// the internal data lives (auth, acl, type, ...). Children keep insertion order and are found
+// by Python equality of their names (1 == 1.0 == True, "" != b"", NaN never matches): a short
+// linear scan, plus a hash index (value_hash) once an entry has many children. The stored
+// name is the first one inserted. Entries are never removed yet (no tombstone purge), so
+// `entry*` stays valid for the tree's lifetime.
+//
+// An entry holds: data (absent = NotGiven = no value / deleted; nil is a value), tock (of the
+// update that last set it; new intermediate entries inherit the parent's tock) and chain.
+//
+// The merge rule (`apply`) is the original's `Entry.apply` with three deliberate fixes, all
+// explained next to the code in tree.cpp:
+//   (a) equal tocks are broken by (tock, head node name, head tick), the same on every node;
+//   (b) a tombstone takes part in conflict resolution like a value;
+//   (c) re-setting a deleted entry drops the deleted links from the new chain.
+//
+// tick/tock (§2.7): a local change bumps the own tick and reads the clock three times
+// (`next_event` entry, the event's tock, `next_event` exit), as the original does.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "actors/tree_store/chain.hpp"
+#include "actors/tree_store/node_table.hpp"
+#include "actors/tree_store/range_set.hpp"
+#include "actors/tree_store/tock_clock.hpp"
+#include "messages/value.hpp"
+
+namespace moatkv {
+
+class entry {
+ public:
+  entry(value name, entry* parent, uint64_t tock)
+      : name_(std::move(name)), parent_(parent), tock_(tock) {}
+  entry(const entry&) = delete;
+  entry& operator=(const entry&) = delete;
+
+  const value& name() const { return name_; }
+  entry* parent() const { return parent_; }
+  bool has_data() const { return data_.has_value(); }
+  /// Precondition: has_data().
+  const value& data() const { return *data_; }
+  const std::optional<value>& maybe_data() const { return data_; }
+  uint64_t tock() const { return tock_; }
+  const class chain& event_chain() const { return chain_; }
+
+  /// Number of path elements from the root.
+  size_t depth() const;
+  /// The path from the root.
+  array path() const;
+  /// The path relative to the ancestor `top` (precondition: top is an ancestor or self).
+  array path_from(const entry* top) const;
+  /// True if `ancestor` is this entry or one of its ancestors.
+  bool is_below(const entry* ancestor) const;
+  /// True for the meta root and everything below it (paths starting with None).
+  bool is_meta() const;
+
+  /// The child named `name` (Python equality), or nullptr.
+  entry* child(const value& name) const;
+  const std::vector<std::unique_ptr<entry>>& children() const { return children_; }
+
+ private:
+  friend class tree;
+  entry& add_child(value name, uint64_t tock);
+
+  value name_;
+  entry* parent_;
+  std::optional<value> data_;
+  uint64_t tock_;
+  class chain chain_;
+  std::vector<std::unique_ptr<entry>> children_;
+  // Built once there are more than a handful of children: name hash -> children with it.
+  std::unique_ptr<std::unordered_multimap<size_t, entry*>> index_;
+};
+
+/// What `apply` did with an update.
+enum class apply_outcome {
+  accepted,
+  duplicate,      // same chain head as the entry: nothing to do
+  stale,          // the entry's chain already descends from the update
+  conflict_lost,  // concurrent update, the entry's current state wins
+};
+
+/// Passed to change listeners after an accepted update, once the entry is fully updated.
+struct change_event {
+  entry& e;
+  /// The data before the change (nullopt: there was none).
+  const std::optional<value>& old_data;
+  /// True for a change made on this node (set_data), false for an applied remote update.
+  bool local;
+};
+
+/// Why `follow` failed.
+enum class follow_error { none, missing, null_element, not_a_path };
+
+class tree {
+ public:
+  using change_listener = std::function<void(const change_event&)>;
+
+  tree(node_name own, std::shared_ptr<tock_clock> clock);
+  ~tree();
+  tree(const tree&) = delete;
+  tree& operator=(const tree&) = delete;
+
+  entry& root() { return *root_; }
+  entry& meta_root() { return *meta_; }
+  node_table& nodes() { return nodes_; }
+  node_info& own_node() { return nodes_.get(own_); }
+  node_name own_name() const { return own_; }
+  tock_clock& clock() { return *clock_; }
+
+  /// Walk `path` from `start`. `create`: make missing entries (tock = parent's tock), else
+  /// fail with `missing`. `nulls_ok`: 0 = no None element, 1 = None only as the first
+  /// element, 2 = None anywhere (the original's False / True / 2).
+  entry* follow(entry& start, const array& path, bool create, int nulls_ok,
+                follow_error* error = nullptr);
+
+  /// A local change (`next_event` + `Entry.set_data`): new own tick, the entry's chain with
+  /// the new head attached, a fresh tock, then `apply`. nullopt deletes. Returns false if
+  /// the node has no tick yet (not ready).
+  bool set_data(entry& e, std::optional<value> v);
+
+  /// The merge rule: apply an update with chain `incoming` (non-empty), data `v` (nullopt =
+  /// deletion) and tock `tock` to `e`. See tree.cpp.
+  apply_outcome apply(entry& e, class chain incoming, std::optional<value> v, uint64_t tock,
+                      bool local = false);
+
+  /// Register a listener for accepted changes; returns an id for `remove_change_listener`.
+  size_t add_change_listener(change_listener fn);
+  void remove_change_listener(size_t id);
+
+  /// Ticks of deletions since the last `take_deleted` (the original's `_delete_also_nodes`).
+  node_set take_deleted();
+
+  /// The path in the original's `str(Path)` syntax (e.g. `wire.a`, `wire:1:t`, `:` for ()).
+  static std::string format_path(const array& path);
+
+ private:
+  void drop_old_event(const class chain& keep, const class chain& old);
+  void notify(entry& e, const std::optional<value>& old_data, bool local);
+
+  node_name own_;
+  std::shared_ptr<tock_clock> clock_;
+  node_table nodes_;
+  std::unique_ptr<entry> root_;
+  entry* meta_ = nullptr;
+  node_set delete_also_;
+  std::vector<std::pair<size_t, change_listener>> listeners_;
+  size_t next_listener_id_ = 1;
+};
+
+}  // namespace moatkv

@@ -1,0 +1,40 @@
+// The `moatkv` command line: global options and the registration of each subcommand
+// (one file per command group, as the original's `moat kv` modules).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "apps/node_config.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace moatkv {
+
+struct global_options {
+  std::optional<std::string> config_file;  // -c
+  std::vector<std::string> overrides;      // -C key=value
+  std::string host;                        // -h (default: kv.conn.host)
+  int port = 0;                            // -p (default: kv.conn.port)
+  bool metadata = false;                   // -m: print chains and tocks
+  int verbose = 0;                         // -v (repeatable)
+
+  /// The merged configuration (file, then overrides). Throws config_error.
+  node_config config() const;
+  /// Where client commands connect.
+  std::string connect_host(const node_config& cfg) const;
+  uint16_t connect_port(const node_config& cfg) const;
+};
+
+/// Exit status of a command (set by its callback; main returns it).
+extern int command_status;
+
+void add_server_command(CLI::App& app, global_options& g);
+void add_data_command(CLI::App& app, global_options& g);
+void add_bench_command(CLI::App& app, global_options& g);
+
+}  // namespace moatkv

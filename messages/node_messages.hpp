@@ -1,0 +1,33 @@
+// Messages between the node's actors (CAF 0.17 atoms) and the C++ types they carry.
+//
+//   session  -> tree_store : (hello_atom, conn)                 register; answers (greeting_atom, value)
+//   session  -> tree_store : (request_atom, conn, value req)    one client request
+//   tree_store -> session  : (reply_atom, int64 seq, action_result)
+//   tree_store -> session  : (event_atom, int64 seq, value msg)  a message of an open watch stream
+//   session  -> tree_store : (cancel_atom, conn, int64 seq)     the client stopped a watch
+//   session  -> tree_store : (closed_atom, conn)                the connection is gone
+//
+// `value` and `action_result` only travel between actors of one process (the remote interface
+// of issue 7 gets its own inspectable types), so they are allowed as unsafe message types.
+#pragma once
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+
+#include "actors/tree_store/actions.hpp"
+#include "messages/value.hpp"
+
+namespace moatkv {
+
+using hello_atom = caf::atom_constant<caf::atom("kv_hello")>;
+using greeting_atom = caf::atom_constant<caf::atom("kv_greet")>;
+using request_atom = caf::atom_constant<caf::atom("kv_req")>;
+using reply_atom = caf::atom_constant<caf::atom("kv_reply")>;
+using event_atom = caf::atom_constant<caf::atom("kv_event")>;
+using cancel_atom = caf::atom_constant<caf::atom("kv_cancel")>;
+using closed_atom = caf::atom_constant<caf::atom("kv_closed")>;
+
+}  // namespace moatkv
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moatkv::value)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moatkv::action_result)

@@ -1,0 +1,93 @@
+// A blocking client of the MoaT-KV client protocol (server-internals §7), used by the command
+// line, `moatkv bench` and the tests. Works against any MoaT-KV server, the original included.
+//
+// Connection sequence as the original client: read the greeting (seq 0), send the hello
+// {seq: 0, qlen: min(greeting qlen, 99)}; then requests carry increasing `seq`. Streamed
+// replies ({state: start} … {state: end}) are acknowledged with {seq, state: ack, ack: wseq}
+// once more than qlen/3 messages were read since the last ack, so the server's window moves.
+//
+// Not thread-safe: one connection per thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "messages/msgpack_codec.hpp"
+#include "messages/value.hpp"
+
+namespace moatkv {
+
+/// Transport problems (connect, timeout, closed, undecodable bytes).
+struct client_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// A reply with an `error` key.
+struct server_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class client_connection {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  /// Connect and complete the greeting/hello exchange. Throws client_error.
+  client_connection(const std::string& host, uint16_t port,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  ~client_connection();
+  client_connection(const client_connection&) = delete;
+  client_connection& operator=(const client_connection&) = delete;
+
+  const value& greeting() const { return greeting_; }
+  int64_t qlen() const { return qlen_; }
+
+  /// Send a request map (`seq` is assigned and returned) without waiting.
+  int64_t send_request(const std::string& action, map params);
+  /// Send any map as is (no seq added).
+  void send_raw(const value& msg);
+  /// Wait for the next message from the server. Acks streamed messages as needed.
+  value read_message();
+
+  /// Send a request and wait for its single reply (other messages are kept for later reads
+  /// of their own seq). Throws server_error when the reply carries `error`.
+  value request(const std::string& action, map params);
+
+  /// Send a request and hand every streamed message (records, and state messages other than
+  /// start/end) to `on_message` until {state: end}. `on_message` returns false to stop reading.
+  /// Throws server_error on an error message.
+  void stream(const std::string& action, map params,
+              const std::function<bool(const value&)>& on_message);
+
+  /// Read the next message belonging to `seq` (buffering others).
+  value read_for(int64_t seq);
+
+  void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
+  int fd() const { return fd_; }
+
+ private:
+  bool fill(clock::time_point deadline);
+  void write_all(const std::string& bytes);
+  void note_streamed(const value& msg);
+
+  int fd_ = -1;
+  std::chrono::milliseconds timeout_;
+  stream_decoder decoder_;
+  value greeting_;
+  int64_t qlen_ = 0;
+  int64_t next_seq_ = 1;
+  struct ack_state {
+    int64_t last_read = 0;
+    int64_t last_acked = 0;
+  };
+  std::map<int64_t, ack_state> acks_;
+  std::multimap<int64_t, value> buffered_;
+};
+
+/// Convenience: an int field of a map, or `dflt`.
+int64_t int_field(const value& m, const char* key, int64_t dflt = 0);
+
+}  // namespace moatkv

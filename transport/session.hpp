@@ -1,0 +1,40 @@
+// One client connection of the msgpack protocol (server-internals §7.1–§7.7).
+//
+// A CAF broker per connection. It decodes the byte stream, keeps the seq table, runs streams
+// with `wseq`/`ack` flow control and `stop`, and forwards every request to the tree_store,
+// whose replies it frames (adding `seq`, `wseq`, and a fresh `tock` where a message has none).
+//
+// Stream states (per seq):
+//
+//     request sent ──reply(stream)──▶ sending ──all sent, not open──▶ ended
+//          │                            │  ▲
+//          │ stop                       │  └── ack (window opens) / watch event (queued)
+//          ▼                            ▼ stop, or buffer full (error)
+//     cancelled ──reply──▶ ended      ended ({state: end} queued after what was sent)
+//
+// Bad input never takes the node down: a message that is not a map, lacks `seq`, or has a
+// malformed field gets an error reply on its seq; bytes that are not msgpack close this
+// connection only (after an {error} message).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include <caf/fwd.hpp>
+#include <caf/io/fwd.hpp>
+
+namespace moatkv {
+
+class tock_clock;
+
+struct session_options {
+  int64_t server_qlen = 10;           // kv.server.buffer
+  size_t max_stream_backlog = 10000;  // queued messages of one stream before it is aborted
+  size_t max_message_bytes = 16u << 20;
+};
+
+/// Spawn-able broker function: takes over `hdl` (see client_listener).
+void start_session(caf::io::broker* listener, caf::io::connection_handle hdl, caf::actor store,
+                   std::shared_ptr<tock_clock> clock, session_options opts);
+
+}  // namespace moatkv
