@@ -12,13 +12,19 @@ namespace moatkv {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 bool is_ident_start(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
          static_cast<unsigned char>(c) >= 0x80;
 }
-bool is_ident_char(char c) { return is_ident_start(c) || is_digit(c); }
+bool is_ident_char(char c) {
+  return is_ident_start(c) || is_digit(c);
+}
 
 int digit_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -109,7 +115,7 @@ class parser {
     ++pos_;
     return true;
   }
-  void expect(char c, const char* context) {
+  void expect(char c, const std::string& context) {
     skip_ws();
     if (at_end()) fail(pos_, std::string("missing '") + c + "' " + context);
     if (peek() != c) {
@@ -348,7 +354,6 @@ class parser {
 
   // One or more adjacent string literals, concatenated (Python: 'a' "b" == 'ab').
   value parse_strings() {
-    size_t start = pos_;
     std::string out;
     int kind_seen = 0;  // 1 = str, 2 = bytes
     while (true) {
@@ -357,9 +362,12 @@ class parser {
       bool raw = false, bytes = false;
       while (!at_end() && is_ident_start(peek())) {
         char p = static_cast<char>(peek() | 0x20);
-        if (p == 'r') raw = true;
-        else if (p == 'b') bytes = true;
-        else if (p != 'u') break;
+        if (p == 'r')
+          raw = true;
+        else if (p == 'b')
+          bytes = true;
+        else if (p != 'u')
+          break;
         ++pos_;
       }
       if (at_end() || (peek() != '\'' && peek() != '"')) {
@@ -371,7 +379,6 @@ class parser {
       kind_seen = k;
       parse_one_string(out, raw, bytes);
     }
-    (void)start;
     return kind_seen == 2 ? value(bin{std::move(out)}) : value(std::move(out));
   }
 
@@ -407,18 +414,41 @@ class parser {
       size_t esc = pos_;
       pos_ += 2;
       switch (e) {
-        case '\n': break;
-        case '\\': out += '\\'; break;
-        case '\'': out += '\''; break;
-        case '"': out += '"'; break;
-        case 'a': out += '\a'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'v': out += '\v'; break;
-        case 'x': put(out, hex_escape(esc, 2), bytes, esc); break;
+        case '\n':
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '\'':
+          out += '\'';
+          break;
+        case '"':
+          out += '"';
+          break;
+        case 'a':
+          out += '\a';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'v':
+          out += '\v';
+          break;
+        case 'x':
+          put(out, hex_escape(esc, 2), bytes, esc);
+          break;
         case 'u':
         case 'U':
           if (bytes) {
@@ -563,13 +593,27 @@ uint64_t big_endian(std::string_view b) {
 
 void repr_append(std::string& out, const value& v) {
   switch (v.type()) {
-    case kind::nil: out += "None"; break;
-    case kind::boolean: out += v.as_bool() ? "True" : "False"; break;
-    case kind::int64: out += std::to_string(v.as_int64()); break;
-    case kind::uint64: out += std::to_string(v.as_uint64()); break;
-    case kind::float64: out += python_float_repr(v.as_double()); break;
-    case kind::str: repr_str(out, v.as_str()); break;
-    case kind::bin: repr_bytes(out, v.as_bin()); break;
+    case kind::nil:
+      out += "None";
+      break;
+    case kind::boolean:
+      out += v.as_bool() ? "True" : "False";
+      break;
+    case kind::int64:
+      out += std::to_string(v.as_int64());
+      break;
+    case kind::uint64:
+      out += std::to_string(v.as_uint64());
+      break;
+    case kind::float64:
+      out += python_float_repr(v.as_double());
+      break;
+    case kind::str:
+      repr_str(out, v.as_str());
+      break;
+    case kind::bin:
+      repr_bytes(out, v.as_bin());
+      break;
     case kind::array: {
       const array& a = v.as_array();
       out += '(';
@@ -631,7 +675,9 @@ void repr_append(std::string& out, const value& v) {
 
 }  // namespace
 
-value parse_literal(std::string_view text) { return parser(text).parse(); }
+value parse_literal(std::string_view text) {
+  return parser(text).parse();
+}
 
 std::string python_float_repr(double d) {
   if (std::isnan(d)) return "nan";
