@@ -31,7 +31,7 @@ struct bench_options {
   int64_t count = 10000;
   bool json = false;
   bool no_fill = false;
-  std::string prefix = "bench";
+  std::string prefix;  // default: bench_<mode>, so modes do not count each other's keys
   std::string watch_host;
   int watch_port = 0;
 };
@@ -189,10 +189,11 @@ void add_bench_command(CLI::App& app, global_options& g) {
       ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
   cmd->add_flag("--json", o->json, "Print one JSON object: ops_s, p50_us, p99_us");
   cmd->add_flag("--no-fill", o->no_fill, "tree/get: do not write the entries first");
-  cmd->add_option("--prefix", o->prefix, "First path element of the benchmark's keys");
+  cmd->add_option("--prefix", o->prefix, "First path element of the benchmark's keys (default bench_MODE)");
   cmd->add_option("--watch-host", o->watch_host, "watch: the node the watcher connects to");
   cmd->add_option("--watch-port", o->watch_port, "watch: its port");
   cmd->callback([&g, o] {
+    if (o->prefix.empty()) o->prefix = "bench_" + o->mode;
     node_config cfg = g.config();
     std::string host = g.connect_host(cfg);
     uint16_t port = g.connect_port(cfg);

@@ -173,7 +173,8 @@ void set_value(const global_options& g, const data_options& o, const value& path
   value cur = c.request("get_value", {{"path", path}, {"nchain", 2}});
   std::optional<value> current;
   if (const value* v = cur.find("value")) current = *v;
-  value chain = cur.find("chain") ? *cur.find("chain") : value();
+  // A deleted entry keeps its chain as a tombstone, but for a write it is new: chain nil.
+  value chain = current && cur.find("chain") ? *cur.find("chain") : value();
   std::optional<value> next = apply_edits(current, edits);
   int nchain = g.metadata ? 3 : 0;
   value reply = next ? c.request("set_value", {{"path", path}, {"value", *next}, {"nchain", nchain}, {"chain", chain}})
@@ -202,7 +203,8 @@ void monitor(const global_options& g, const data_options& o, const value& path,
                out.emplace_back("state", *s);
              } else {
                array full = base;
-               for (const auto& e : ex.expand(msg).elements()) full.push_back(e);
+               value rel = ex.expand(msg);  // named: the loop below refers into it
+               for (const auto& e : rel.elements()) full.push_back(e);
                out.emplace_back("path", value::make_path(std::move(full)));
                for (const char* k : {"value", "chain", "tock"})
                  if (const value* v = msg.find(k); v && (g.metadata || std::string(k) == "value"))

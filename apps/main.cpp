@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   global_options g;
   app.add_option("-c,--cfg", g.config_file, "Configuration file (YAML, the original's layout)")
       ->check(CLI::ExistingFile);
-  app.add_option("-C,--config", g.overrides, "Override one config key: KEY=VALUE (repeatable)");
+  app.add_option("-C,--config", g.overrides, "Override one config key: KEY=VALUE (repeatable)")
+      ->allow_extra_args(false);
   app.add_option("-h,--host", g.host, "Host of the node to talk to (default: kv.conn.host)");
   app.add_option("-p,--port", g.port, "Port of the node to talk to (default: kv.conn.port)")
       ->check(CLI::Range(1, 65535));

@@ -39,6 +39,7 @@ struct session_state {
   int64_t qlen = 0;
   std::set<int64_t> pending;    // requests sent to the tree_store, no reply yet
   std::set<int64_t> cancelled;  // stopped while pending
+  std::map<int64_t, int64_t> request_qlen;  // pending requests that carry their own qlen
   std::map<int64_t, stream_state> streams;
   bool closing = false;
 };
@@ -124,11 +125,9 @@ void enqueue(session_broker* self, int64_t seq, value msg) {
   pump(self, seq);
 }
 
-void start_stream(session_broker* self, int64_t seq, const value& req, action_result res) {
+void start_stream(session_broker* self, int64_t seq, int64_t request_qlen, action_result res) {
   stream_state s;
-  s.qlen = self->state.qlen;
-  int64_t q;
-  if (const value* rq = req.find("qlen"); rq && rq->get_int(q) && q > 0) s.qlen = q;
+  s.qlen = request_qlen > 0 ? request_qlen : self->state.qlen;
   if (s.qlen > 0 && s.qlen < 4) s.qlen = 4;  // the original refuses < 4; clamp instead
   s.open = res.open;
   s.queue.emplace_back(map{{"state", "start"}});
@@ -142,7 +141,7 @@ void start_stream(session_broker* self, int64_t seq, const value& req, action_re
 }
 
 // One decoded client message.
-void handle_message(session_broker* self, value msg, std::map<int64_t, value>& requests) {
+void handle_message(session_broker* self, value msg) {
   auto& st = self->state;
   if (!msg.is_map()) {
     send_error(self, nullptr, std::string("a request must be a map, not ") + kind_name(msg));
@@ -205,7 +204,8 @@ void handle_message(session_broker* self, value msg, std::map<int64_t, value>& r
     return;
   }
   st.pending.insert(seq);
-  requests.emplace(seq, msg);  // kept for stream options (qlen) when the reply arrives
+  int64_t q;  // a request's own qlen overrides the connection's for its stream
+  if (const value* qv = msg.find("qlen"); qv && qv->get_int(q) && q > 0) st.request_qlen[seq] = q;
   self->send(st.store, request_atom::value, st.conn, std::move(msg));
 }
 
@@ -222,7 +222,6 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
   st.decoder = std::make_unique<stream_decoder>(limits);
   self->configure_read(hdl, caf::io::receive_policy::at_most(65536));
   self->send(store, hello_atom::value, st.conn, caf::actor_cast<caf::actor>(self));
-  auto requests = std::make_shared<std::map<int64_t, value>>();
   auto shutdown = [self] {
     if (self->state.closing) return;
     self->state.closing = true;
@@ -234,13 +233,13 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
         write_msg(self, std::move(greeting));
         self->flush(self->state.hdl);
       },
-      [self, requests, shutdown](const caf::io::new_data_msg& msg) {
+      [self, shutdown](const caf::io::new_data_msg& msg) {
         auto& st = self->state;
         if (st.closing) return;
         st.decoder->feed(reinterpret_cast<const char*>(msg.buf.data()), msg.buf.size());
         try {
           value v;
-          while (st.decoder->next(v)) handle_message(self, std::move(v), *requests);
+          while (st.decoder->next(v)) handle_message(self, std::move(v));
         } catch (const decode_error& e) {
           spdlog::warn("client connection {}: closing after undecodable data: {}", st.conn, e.what());
           send_error(self, nullptr, std::string("undecodable request: ") + e.what());
@@ -258,13 +257,13 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
         }
         self->flush(st.hdl);
       },
-      [self, requests](reply_atom, int64_t seq, action_result& res) {
+      [self](reply_atom, int64_t seq, action_result& res) {
         auto& st = self->state;
         st.pending.erase(seq);
-        value req;
-        if (auto it = requests->find(seq); it != requests->end()) {
-          req = std::move(it->second);
-          requests->erase(it);
+        int64_t request_qlen = 0;
+        if (auto it = st.request_qlen.find(seq); it != st.request_qlen.end()) {
+          request_qlen = it->second;
+          st.request_qlen.erase(it);
         }
         bool cancelled = st.cancelled.erase(seq) > 0;
         if (cancelled) {
@@ -277,7 +276,7 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
           return;
         }
         if (res.stream) {
-          start_stream(self, seq, req, std::move(res));
+          start_stream(self, seq, request_qlen, std::move(res));
         } else {
           send_single(self, seq, res.messages.empty() ? value(map{}) : std::move(res.messages.front()));
           self->flush(st.hdl);

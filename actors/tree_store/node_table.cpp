@@ -82,8 +82,8 @@ void node_table::note_chain(chain& c) {
 }
 
 void node_table::drop(node_name name) {
-  auto it = std::find_if(nodes_.begin(), nodes_.end(),
-                         [&](const auto& n) { return n->name == name; });
+  auto it =
+      std::find_if(nodes_.begin(), nodes_.end(), [&](const auto& n) { return n->name == name; });
   if (it == nodes_.end()) return;
   by_name_.erase(&name.str());
   nodes_.erase(it);

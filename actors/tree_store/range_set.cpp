@@ -111,8 +111,8 @@ bool range_set::from_value(const value& v, range_set& out, std::string& error) {
       out.add(lo);
       continue;
     }
-    if (item.is_sequence() && item.elements().size() == 2 &&
-        wire::to_int(item.elements()[0], lo) && wire::to_int(item.elements()[1], hi)) {
+    if (item.is_sequence() && item.elements().size() == 2 && wire::to_int(item.elements()[0], lo) &&
+        wire::to_int(item.elements()[1], hi)) {
       out.add(lo, hi);
       continue;
     }

@@ -1,5 +1,7 @@
 #include "actors/tree_store/tree.hpp"
 
+#include "messages/path_syntax.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <tuple>
@@ -19,7 +21,9 @@ size_t entry::depth() const {
   return d;
 }
 
-array entry::path() const { return path_from(nullptr); }
+array entry::path() const {
+  return path_from(nullptr);
+}
 
 array entry::path_from(const entry* top) const {
   array out;
@@ -40,6 +44,16 @@ bool entry::is_meta() const {
   if (p->parent_ == nullptr) return false;
   while (p->parent_->parent_ != nullptr) p = p->parent_;
   return p->name_.is_nil();
+}
+
+entry::~entry() {
+  std::vector<std::unique_ptr<entry>> stack = std::move(children_);
+  while (!stack.empty()) {
+    std::unique_ptr<entry> e = std::move(stack.back());
+    stack.pop_back();
+    for (auto& c : e->children_) stack.push_back(std::move(c));
+    e->children_.clear();
+  }
 }
 
 entry* entry::child(const value& name) const {
@@ -159,9 +173,9 @@ apply_outcome tree::apply(entry& e, class chain n, std::optional<value> v, uint6
   if (!v) nodes_.mark_deleted(n.head().node, n.head().tick);
 
   const class chain& c = e.chain_;
-  if (n == c) return apply_outcome::duplicate;                 // 1
-  if (c.descends_from(n)) return apply_outcome::stale;          // 2
-  if (!local && !c.empty() && !c.precedes(n)) {                // 3
+  if (n == c) return apply_outcome::duplicate;          // 1
+  if (c.descends_from(n)) return apply_outcome::stale;  // 2
+  if (!local && !c.empty() && !c.precedes(n)) {         // 3
     auto key = [](uint64_t tock, const chain_link& h) {
       return std::make_tuple(tock, std::string_view(h.node.str()), h.tick);
     };
@@ -227,101 +241,36 @@ node_set tree::take_deleted() {
   return out;
 }
 
-// ---------------------------------------------------------------------------------------------
-// str(Path), following moat.util's Path.__str__
-
-namespace {
-
-std::string escape_element(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == ':')
-      out += "::";
-    else if (c == '.')
-      out += ":.";
-    else if (c == ' ')
-      out += ":_";
-    else
-      out += c;
-  }
-  return out;
-}
-
-std::string base64(std::string_view in) {
-  static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += tbl[n >> 18];
-    out += tbl[(n >> 12) & 63];
-    out += tbl[(n >> 6) & 63];
-    out += tbl[n & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t n = uint8_t(in[i]) << 16;
-    out += tbl[n >> 18];
-    out += tbl[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += tbl[n >> 18];
-    out += tbl[(n >> 12) & 63];
-    out += tbl[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-}  // namespace
-
-std::string tree::format_path(const array& path) {
-  if (path.empty()) return ":";
-  std::string out;
-  for (const auto& x : path) {
-    switch (x.type()) {
-      case kind::str:
-        if (x.as_str().empty()) {
-          out += ":e";
-        } else {
-          if (!out.empty()) out += '.';
-          out += escape_element(x.as_str());
-        }
-        break;
-      case kind::boolean:
-        out += x.as_bool() ? ":t" : ":f";
-        break;
-      case kind::nil:
-        out += ":n";
-        break;
-      case kind::bin: {
-        const std::string& b = x.as_bin();
-        bool printable = std::all_of(b.begin(), b.end(),
-                                     [](char c) { return c >= 32 && c < 127; });
-        out += printable ? ":v" + escape_element(b) : ":s" + base64(b);
-        break;
-      }
-      case kind::array:
-      case kind::path: {
-        const array& el = x.elements();
-        std::string inner;
-        for (size_t i = 0; i < el.size(); ++i) {
-          if (i) inner += ',';
-          inner += debug_string(el[i]);
-        }
-        if (el.size() == 1) inner += ',';
-        out += ':' + escape_element(inner);
-        break;
-      }
-      default: {
-        std::string r = debug_string(x);
-        if (!r.empty() && std::isalpha(static_cast<unsigned char>(r[0]))) r = "i" + r;
-        out += ':' + escape_element(r);
-        break;
-      }
+value tree::entry_record(const entry& e, int64_t nchain, bool with_path, size_t chop) {
+  map m;
+  m.reserve(4);
+  if (e.has_data()) m.emplace_back(value("value"), e.data());
+  if (!e.event_chain().empty() && nchain != 0)
+    m.emplace_back(value("chain"), e.event_chain().serialize(nchain));
+  m.emplace_back(value("tock"), value(e.tock()));
+  if (with_path) {
+    array p = e.path();
+    if (chop == 0) {
+      m.emplace_back(value("path"), value::make_path(std::move(p)));
+    } else {
+      p.erase(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(std::min(chop, p.size())));
+      m.emplace_back(value("path"), value(std::move(p)));
     }
   }
-  return out;
+  return value(std::move(m));
+}
+
+value tree::update_message(const entry& e, int64_t nchain) {
+  value msg = e.event_chain().serialize(nchain == 0 ? -1 : nchain);
+  map& m = msg.as_map();
+  m.emplace_back(value("path"), value::make_path(e.path()));
+  if (e.has_data()) m.emplace_back(value("value"), e.data());
+  m.emplace_back(value("tock"), value(e.tock()));
+  return msg;
+}
+
+std::string tree::format_path(const array& path) {
+  return moatkv::format_path(value(path));
 }
 
 }  // namespace moatkv

@@ -44,6 +44,7 @@ class entry {
  public:
   entry(value name, entry* parent, uint64_t tock)
       : name_(std::move(name)), parent_(parent), tock_(tock) {}
+  ~entry();  // iterative: a very deep tree must not overflow the stack
   entry(const entry&) = delete;
   entry& operator=(const entry&) = delete;
 
@@ -144,7 +145,16 @@ class tree {
   /// Ticks of deletions since the last `take_deleted` (the original's `_delete_also_nodes`).
   node_set take_deleted();
 
-  /// The path in the original's `str(Path)` syntax (e.g. `wire.a`, `wire:1:t`, `:` for ()).
+  /// An entry record (`Entry.serialize`): {value?, chain? (nchain != 0 and a chain), tock,
+  /// path?}. With `with_path`, `path` is the entry's path without its first `chop` elements:
+  /// a Path when chop == 0, else an array (the original's slicing quirk).
+  static value entry_record(const entry& e, int64_t nchain, bool with_path, size_t chop = 0);
+  /// A server-to-server `update` message, shape A (§3.4): {node, tick, prev?, path (Path),
+  /// value?, tock}, the chain truncated to `nchain` links. Precondition: e has a chain.
+  static value update_message(const entry& e, int64_t nchain = 5);
+
+  /// The path in the original's `str(Path)` syntax (e.g. `wire.a`, `wire:1:t`, `:` for ());
+  /// messages/path_syntax.hpp's format_path.
   static std::string format_path(const array& path);
 
  private:

@@ -16,7 +16,18 @@ struct tree_store_state {
   std::unique_ptr<kv_store> store;
   std::unordered_map<uint64_t, caf::actor> sessions;
   tree_store_options opts;
+  // Watch events raised while a request runs wait here, so the request's own reply reaches
+  // its client first (as in the original: a set's reply, then the watchers' events).
+  bool in_request = false;
+  std::vector<std::tuple<uint64_t, int64_t, value>> held_events;
 };
+
+void deliver_event(caf::stateful_actor<tree_store_state>* self, uint64_t conn, int64_t seq,
+                   value msg) {
+  auto it = self->state.sessions.find(conn);
+  if (it != self->state.sessions.end())
+    self->send(it->second, event_atom::value, seq, std::move(msg));
+}
 
 caf::behavior tree_store_impl(caf::stateful_actor<tree_store_state>* self, tree_store_options opts,
                               std::shared_ptr<tock_clock> clock) {
@@ -28,9 +39,10 @@ caf::behavior tree_store_impl(caf::stateful_actor<tree_store_state>* self, tree_
   else if (opts.standalone)
     st.store->init_own_tick();
   st.store->set_watch_emitter([self](uint64_t conn, int64_t seq, value msg) {
-    auto it = self->state.sessions.find(conn);
-    if (it != self->state.sessions.end())
-      self->send(it->second, event_atom::value, seq, std::move(msg));
+    if (self->state.in_request)
+      self->state.held_events.emplace_back(conn, seq, std::move(msg));
+    else
+      deliver_event(self, conn, seq, std::move(msg));
   });
   self->set_down_handler([self](const caf::down_msg& dm) {
     // A session that died without saying goodbye: forget its connection.
@@ -54,8 +66,12 @@ caf::behavior tree_store_impl(caf::stateful_actor<tree_store_state>* self, tree_
         if (it == self->state.sessions.end()) return;
         int64_t seq = 0;
         if (const value* s = req.find("seq")) s->get_int(seq);
+        self->state.in_request = true;
         action_result res = self->state.store->handle(conn, req);
+        self->state.in_request = false;
         self->send(it->second, reply_atom::value, seq, std::move(res));
+        for (auto& [c, s, m] : self->state.held_events) deliver_event(self, c, s, std::move(m));
+        self->state.held_events.clear();
       },
       [self](cancel_atom, uint64_t conn, int64_t seq) { self->state.store->cancel_watch(conn, seq); },
       [self](closed_atom, uint64_t conn) {

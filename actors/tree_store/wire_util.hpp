@@ -58,9 +58,8 @@ inline bool truthy(const value& v) {
 
 /// Python `repr()` of a str: single quotes unless the text holds ' and no ".
 inline std::string py_str_repr(std::string_view s) {
-  char q = (s.find('\'') != std::string_view::npos && s.find('"') == std::string_view::npos)
-               ? '"'
-               : '\'';
+  char q = (s.find('\'') != std::string_view::npos && s.find('"') == std::string_view::npos) ? '"'
+                                                                                             : '\'';
   std::string out(1, q);
   for (unsigned char c : s) {
     if (c == '\\' || c == static_cast<unsigned char>(q)) {
