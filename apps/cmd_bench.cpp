@@ -189,7 +189,8 @@ void add_bench_command(CLI::App& app, global_options& g) {
       ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
   cmd->add_flag("--json", o->json, "Print one JSON object: ops_s, p50_us, p99_us");
   cmd->add_flag("--no-fill", o->no_fill, "tree/get: do not write the entries first");
-  cmd->add_option("--prefix", o->prefix, "First path element of the benchmark's keys (default bench_MODE)");
+  cmd->add_option("--prefix", o->prefix,
+                  "First path element of the benchmark's keys (default bench_MODE)");
   cmd->add_option("--watch-host", o->watch_host, "watch: the node the watcher connects to");
   cmd->add_option("--watch-port", o->watch_port, "watch: its port");
   cmd->callback([&g, o] {
@@ -213,14 +214,13 @@ void add_bench_command(CLI::App& app, global_options& g) {
       r = run_watch(*o, host, port);
     }
     if (o->json) {
-      std::printf("{\"mode\": \"%s\", \"ops\": %lld, \"seconds\": %.3f, \"ops_s\": %.1f, "
-                  "\"p50_us\": %.1f, \"p99_us\": %.1f}\n",
-                  o->mode.c_str(), static_cast<long long>(r.ops), r.seconds, r.ops_s, r.p50_us,
-                  r.p99_us);
+      std::printf(
+          "{\"mode\": \"%s\", \"ops\": %lld, \"seconds\": %.3f, \"ops_s\": %.1f, "
+          "\"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+          o->mode.c_str(), static_cast<long long>(r.ops), r.seconds, r.ops_s, r.p50_us, r.p99_us);
     } else {
-      std::printf("%s: %lld ops in %.3f s: %.0f ops/s, p50 %.1f us, p99 %.1f us\n",
-                  o->mode.c_str(), static_cast<long long>(r.ops), r.seconds, r.ops_s, r.p50_us,
-                  r.p99_us);
+      std::printf("%s: %lld ops in %.3f s: %.0f ops/s, p50 %.1f us, p99 %.1f us\n", o->mode.c_str(),
+                  static_cast<long long>(r.ops), r.seconds, r.ops_s, r.p50_us, r.p99_us);
     }
   });
 }

@@ -91,8 +91,7 @@ void get_recursive(const global_options& g, const data_options& o, const value& 
   c.stream("get_tree", std::move(params), [&](const value& msg) {
     value rel = ex.expand(msg);
     const value* v = msg.find("value");
-    value shown = g.metadata ? strip(msg, {"seq", "wseq", "path", "depth"})
-                             : (v ? *v : value());
+    value shown = g.metadata ? strip(msg, {"seq", "wseq", "path", "depth"}) : (v ? *v : value());
     if (list && !o.as_dict) {
       std::cout << format_path(rel) << "\n";
       return true;
@@ -157,16 +156,19 @@ void set_value(const global_options& g, const data_options& o, const value& path
   std::vector<std::pair<value, std::optional<value>>> edits;
   auto pairs = [](const std::vector<std::string>& flat, auto conv) {
     std::vector<std::pair<value, std::optional<value>>> out;
-    for (size_t i = 0; i + 1 < flat.size(); i += 2) out.emplace_back(parse_path(flat[i]), conv(flat[i + 1]));
+    for (size_t i = 0; i + 1 < flat.size(); i += 2)
+      out.emplace_back(parse_path(flat[i]), conv(flat[i + 1]));
     return out;
   };
-  for (auto& e : pairs(o.set_str, [](const std::string& s) { return std::optional<value>(value(s)); }))
+  for (auto& e :
+       pairs(o.set_str, [](const std::string& s) { return std::optional<value>(value(s)); }))
     edits.push_back(e);
   for (auto& e : pairs(o.set_eval, [](const std::string& s) {
          return s == "-" ? std::nullopt : std::optional<value>(parse_literal(s));
        }))
     edits.push_back(e);
-  for (auto& e : pairs(o.set_path, [](const std::string& s) { return std::optional<value>(parse_path(s)); }))
+  for (auto& e :
+       pairs(o.set_path, [](const std::string& s) { return std::optional<value>(parse_path(s)); }))
     edits.push_back(e);
   if (edits.empty()) throw CLI::ValidationError("set", "give at least one of -v, -e, -p");
 
@@ -177,16 +179,18 @@ void set_value(const global_options& g, const data_options& o, const value& path
   value chain = current && cur.find("chain") ? *cur.find("chain") : value();
   std::optional<value> next = apply_edits(current, edits);
   int nchain = g.metadata ? 3 : 0;
-  value reply = next ? c.request("set_value", {{"path", path}, {"value", *next}, {"nchain", nchain}, {"chain", chain}})
-                     : c.request("delete_value", {{"path", path}, {"nchain", nchain}, {"chain", chain}});
+  value reply =
+      next ? c.request("set_value",
+                       {{"path", path}, {"value", *next}, {"nchain", nchain}, {"chain", chain}})
+           : c.request("delete_value", {{"path", path}, {"nchain", nchain}, {"chain", chain}});
   if (g.metadata) std::cout << yaml_dump(strip(reply, {"seq"}));
 }
 
 void delete_value(const global_options& g, const data_options& o, const value& path,
                   client_connection& c) {
   int nchain = g.metadata ? 3 : 0;
-  value reply = c.request(o.recursive ? "delete_tree" : "delete_value",
-                          {{"path", path}, {"nchain", nchain}});
+  value reply =
+      c.request(o.recursive ? "delete_tree" : "delete_value", {{"path", path}, {"nchain", nchain}});
   if (g.metadata || o.recursive) std::cout << yaml_dump(strip(reply, {"seq"}));
 }
 
@@ -219,7 +223,8 @@ void monitor(const global_options& g, const data_options& o, const value& path,
 
 void add_data_command(CLI::App& app, global_options& g) {
   auto o = std::make_shared<data_options>();
-  auto* data = app.add_subcommand("data", "Read and write entries (without a subcommand: print the value)");
+  auto* data =
+      app.add_subcommand("data", "Read and write entries (without a subcommand: print the value)");
   data->add_option("PATH", o->path, "Path of the entry, e.g. a.b.c or : for the root")->required();
   data->require_subcommand(0, 1);
 
@@ -234,15 +239,25 @@ void add_data_command(CLI::App& app, global_options& g) {
   list->add_option("-m,--maxdepth", o->max_depth, "At most this many levels (default 1)");
   list->add_option("-M,--mindepth", o->min_depth, "At least this many levels (default 1)");
 
-  auto* set = data->add_subcommand("set", "Change the value (NAME ':' is the whole value, else a key path inside it)");
-  set->add_option("-v,--value", o->set_str, "NAME STR: set NAME to the string STR")->expected(2)->allow_extra_args(false);
-  set->add_option("-e,--eval", o->set_eval, "NAME LITERAL: set NAME to a literal (123, 'x', (1,2), {'a': 1}); '-' deletes NAME")->expected(2)->allow_extra_args(false);
-  set->add_option("-p,--path", o->set_path, "NAME PATH: set NAME to a Path")->expected(2)->allow_extra_args(false);
+  auto* set = data->add_subcommand(
+      "set", "Change the value (NAME ':' is the whole value, else a key path inside it)");
+  set->add_option("-v,--value", o->set_str, "NAME STR: set NAME to the string STR")
+      ->expected(2)
+      ->allow_extra_args(false);
+  set->add_option(
+         "-e,--eval", o->set_eval,
+         "NAME LITERAL: set NAME to a literal (123, 'x', (1,2), {'a': 1}); '-' deletes NAME")
+      ->expected(2)
+      ->allow_extra_args(false);
+  set->add_option("-p,--path", o->set_path, "NAME PATH: set NAME to a Path")
+      ->expected(2)
+      ->allow_extra_args(false);
 
   auto* del = data->add_subcommand("delete", "Delete the value (-r: every value in the subtree)");
   del->add_flag("-r,--recursive", o->recursive, "Delete every value below PATH too");
 
-  auto* mon = data->add_subcommand("monitor", "Print changes below PATH as they happen (until interrupted)");
+  auto* mon = data->add_subcommand("monitor",
+                                   "Print changes below PATH as they happen (until interrupted)");
   mon->add_flag("-s,--state", o->state, "First print the current state, then 'uptodate'");
 
   data->callback([&g, o, get, list, set, del, mon] {

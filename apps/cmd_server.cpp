@@ -2,10 +2,10 @@
 #include <csignal>
 #include <iostream>
 
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
-#include <spdlog/spdlog.h>
 
 #include "actors/tree_store/tock_clock.hpp"
 #include "actors/tree_store/tree_store_actor.hpp"
@@ -92,8 +92,8 @@ void add_server_command(CLI::App& app, global_options& g) {
   cmd->add_flag("-e,--eval", so->eval, "Parse the -I value as a literal (number, 'str', (1,2), …)");
   cmd->callback([&g, so] {
     spdlog::set_level(g.verbose >= 2 ? spdlog::level::debug
-                      : g.verbose  ? spdlog::level::info
-                                   : spdlog::level::warn);
+                      : g.verbose    ? spdlog::level::info
+                                     : spdlog::level::warn);
     command_status = run_server(g, *so);
   });
 }

@@ -1,8 +1,8 @@
 // moatkv: the command line of a MoaT-KV node and its clients (`moat kv …` → `moatkv …`).
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "apps/commands.hpp"
 #include "transport/client_connection.hpp"

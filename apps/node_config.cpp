@@ -127,8 +127,8 @@ int64_t node_config::get_int(const std::string& dotted, int64_t dflt) const {
   try {
     return n.as<int64_t>();
   } catch (const YAML::Exception&) {
-    throw config_error("config key " + dotted + " must be an integer, not '" +
-                       n.as<std::string>() + "'");
+    throw config_error("config key " + dotted + " must be an integer, not '" + n.as<std::string>() +
+                       "'");
   }
 }
 

@@ -242,6 +242,8 @@ bool stream_decoder::next(value& out) {
   return true;
 }
 
-size_t stream_decoder::pending_bytes() const { return impl_->unpacker.nonparsed_size(); }
+size_t stream_decoder::pending_bytes() const {
+  return impl_->unpacker.nonparsed_size();
+}
 
 }  // namespace moatkv

@@ -25,9 +25,9 @@ struct decode_error : std::runtime_error {
 };
 
 struct decode_limits {
-  size_t max_depth = 64;              // nesting of arrays, maps and paths
-  size_t max_container = 1u << 22;    // elements of one array or map
-  size_t max_bytes = 64u << 20;       // one str, bin or ext payload
+  size_t max_depth = 64;            // nesting of arrays, maps and paths
+  size_t max_container = 1u << 22;  // elements of one array or map
+  size_t max_bytes = 64u << 20;     // one str, bin or ext payload
 };
 
 /// Append the msgpack encoding of `v` to `out`.

@@ -1,7 +1,7 @@
 // Messages between the node's actors (CAF 0.17 atoms) and the C++ types they carry.
 //
-//   session  -> tree_store : (hello_atom, conn)                 register; answers (greeting_atom, value)
-//   session  -> tree_store : (request_atom, conn, value req)    one client request
+//   session  -> tree_store : (hello_atom, conn)                 register; answers (greeting_atom,
+//   value) session  -> tree_store : (request_atom, conn, value req)    one client request
 //   tree_store -> session  : (reply_atom, int64 seq, action_result)
 //   tree_store -> session  : (event_atom, int64 seq, value msg)  a message of an open watch stream
 //   session  -> tree_store : (cancel_atom, conn, int64 seq)     the client stopped a watch

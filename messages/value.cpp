@@ -118,7 +118,9 @@ bool sequence_equal(const array& a, const array& b) {
   return true;
 }
 
-size_t mix(size_t h, size_t x) { return h ^ (x + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)); }
+size_t mix(size_t h, size_t x) {
+  return h ^ (x + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+}
 
 }  // namespace
 
@@ -133,7 +135,9 @@ void value::set_unsigned(unsigned long long u) {
     v_ = static_cast<uint64_t>(u);
 }
 
-const array& value::elements() const { return is_path() ? as_path().elems : as_array(); }
+const array& value::elements() const {
+  return is_path() ? as_path().elems : as_array();
+}
 
 bool value::get_int(int64_t& out) const {
   switch (type()) {
@@ -184,8 +188,12 @@ bool same_type_equal(const value& a, const value& b) {
   return norm(a.type()) == norm(b.type()) && a == b;
 }
 
-const value* value::find(std::string_view key) const { return map_find(as_map(), key); }
-const value* value::find(const value& key) const { return map_find(as_map(), key); }
+const value* value::find(std::string_view key) const {
+  return map_find(as_map(), key);
+}
+const value* value::find(const value& key) const {
+  return map_find(as_map(), key);
+}
 
 size_t hash_value(const value& v) {
   switch (v.type()) {
@@ -225,7 +233,8 @@ size_t hash_value(const value& v) {
     }
     case kind::ext:
       if (v.as_ext().type == ext_code::timestamp) return 0x7173;  // equal by time, not bytes
-      return mix(static_cast<size_t>(v.as_ext().type), std::hash<std::string_view>{}(v.as_ext().bytes));
+      return mix(static_cast<size_t>(v.as_ext().type),
+                 std::hash<std::string_view>{}(v.as_ext().bytes));
   }
   return 0;
 }

@@ -23,8 +23,7 @@ int connect_to(const std::string& host, uint16_t port, std::chrono::milliseconds
   addrinfo* res = nullptr;
   std::string port_str = std::to_string(port);
   int rc = getaddrinfo(host.c_str(), port_str.c_str(), &hints, &res);
-  if (rc != 0)
-    throw client_error("cannot resolve " + host + ": " + gai_strerror(rc));
+  if (rc != 0) throw client_error("cannot resolve " + host + ": " + gai_strerror(rc));
   std::string last_error = "no address";
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
@@ -99,7 +98,9 @@ void client_connection::write_all(const std::string& bytes) {
   }
 }
 
-void client_connection::send_raw(const value& msg) { write_all(encode(msg)); }
+void client_connection::send_raw(const value& msg) {
+  write_all(encode(msg));
+}
 
 int64_t client_connection::send_request(const std::string& action, map params) {
   int64_t seq = next_seq_++;

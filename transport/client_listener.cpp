@@ -1,8 +1,8 @@
 #include "transport/client_listener.hpp"
 
+#include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
-#include <spdlog/spdlog.h>
 
 namespace moatkv {
 
@@ -33,8 +33,8 @@ listener_handle start_client_listener(caf::actor_system& sys, listener_options o
     return out;
   }
   out.port = (*doorman)->port();
-  out.actor = mm.spawn_broker(listener_impl, *doorman, std::move(store), std::move(clock),
-                              opts.session);
+  out.actor =
+      mm.spawn_broker(listener_impl, *doorman, std::move(store), std::move(clock), opts.session);
   return out;
 }
 

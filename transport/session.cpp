@@ -5,9 +5,9 @@
 #include <map>
 #include <set>
 
+#include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
-#include <spdlog/spdlog.h>
 
 #include "actors/tree_store/tock_clock.hpp"
 #include "messages/msgpack_codec.hpp"
@@ -20,12 +20,12 @@ namespace {
 std::atomic<uint64_t> next_connection_id{1};
 
 struct stream_state {
-  int64_t qlen = 0;        // 0: no flow control
-  int64_t next_wseq = 1;   // wseq of the next message sent
-  int64_t acked = 0;       // highest wseq the client acknowledged
-  bool open = false;       // a watch: more messages may come from the tree_store
-  bool ending = false;     // {state: end} is queued; nothing else may be added
-  std::deque<value> queue; // framed except for wseq/tock, waiting for the window
+  int64_t qlen = 0;         // 0: no flow control
+  int64_t next_wseq = 1;    // wseq of the next message sent
+  int64_t acked = 0;        // highest wseq the client acknowledged
+  bool open = false;        // a watch: more messages may come from the tree_store
+  bool ending = false;      // {state: end} is queued; nothing else may be added
+  std::deque<value> queue;  // framed except for wseq/tock, waiting for the window
 };
 
 struct session_state {
@@ -37,8 +37,8 @@ struct session_state {
   std::unique_ptr<stream_decoder> decoder;
   bool hello_done = false;
   int64_t qlen = 0;
-  std::set<int64_t> pending;    // requests sent to the tree_store, no reply yet
-  std::set<int64_t> cancelled;  // stopped while pending
+  std::set<int64_t> pending;                // requests sent to the tree_store, no reply yet
+  std::set<int64_t> cancelled;              // stopped while pending
   std::map<int64_t, int64_t> request_qlen;  // pending requests that carry their own qlen
   std::map<int64_t, stream_state> streams;
   bool closing = false;
@@ -48,16 +48,27 @@ using session_broker = caf::io::stateful_broker<session_state>;
 
 const char* kind_name(const value& v) {
   switch (v.type()) {
-    case kind::nil: return "nil";
-    case kind::boolean: return "bool";
-    case kind::int64: case kind::uint64: return "int";
-    case kind::float64: return "float";
-    case kind::str: return "str";
-    case kind::bin: return "bin";
-    case kind::array: return "array";
-    case kind::map: return "map";
-    case kind::path: return "Path";
-    case kind::ext: return "ext";
+    case kind::nil:
+      return "nil";
+    case kind::boolean:
+      return "bool";
+    case kind::int64:
+    case kind::uint64:
+      return "int";
+    case kind::float64:
+      return "float";
+    case kind::str:
+      return "str";
+    case kind::bin:
+      return "bin";
+    case kind::array:
+      return "array";
+    case kind::map:
+      return "map";
+    case kind::path:
+      return "Path";
+    case kind::ext:
+      return "ext";
   }
   return "?";
 }
@@ -150,7 +161,8 @@ void handle_message(session_broker* self, value msg) {
   const value* seqv = msg.find("seq");
   int64_t seq;
   if (!seqv || !seqv->get_int(seq)) {
-    send_error(self, seqv, seqv ? "the request's seq must be an integer" : "the request has no seq");
+    send_error(self, seqv,
+               seqv ? "the request's seq must be an integer" : "the request has no seq");
     return;
   }
   if (seq == 0 && !st.hello_done) {
@@ -200,7 +212,8 @@ void handle_message(session_broker* self, value msg) {
     return;
   }
   if (st.pending.count(seq) || st.streams.count(seq)) {
-    send_single(self, seq, value(map{{"error", "ValueError('seq " + std::to_string(seq) + " is in use')"}}));
+    send_single(self, seq,
+                value(map{{"error", "ValueError('seq " + std::to_string(seq) + " is in use')"}}));
     return;
   }
   st.pending.insert(seq);
@@ -241,7 +254,8 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
           value v;
           while (st.decoder->next(v)) handle_message(self, std::move(v));
         } catch (const decode_error& e) {
-          spdlog::warn("client connection {}: closing after undecodable data: {}", st.conn, e.what());
+          spdlog::warn("client connection {}: closing after undecodable data: {}", st.conn,
+                       e.what());
           send_error(self, nullptr, std::string("undecodable request: ") + e.what());
           self->flush(st.hdl);
           self->close(st.hdl);
@@ -278,7 +292,8 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
         if (res.stream) {
           start_stream(self, seq, request_qlen, std::move(res));
         } else {
-          send_single(self, seq, res.messages.empty() ? value(map{}) : std::move(res.messages.front()));
+          send_single(self, seq,
+                      res.messages.empty() ? value(map{}) : std::move(res.messages.front()));
           self->flush(st.hdl);
         }
       },
@@ -291,7 +306,8 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
 
 void start_session(caf::io::broker* listener, caf::io::connection_handle hdl, caf::actor store,
                    std::shared_ptr<tock_clock> clock, session_options opts) {
-  listener->fork(session_impl, hdl, std::move(store), std::move(clock), opts);
+  auto session = listener->fork(session_impl, hdl, std::move(store), std::move(clock), opts);
+  listener->link_to(session);
 }
 
 }  // namespace moatkv

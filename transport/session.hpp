@@ -33,7 +33,8 @@ struct session_options {
   size_t max_message_bytes = 16u << 20;
 };
 
-/// Spawn-able broker function: takes over `hdl` (see client_listener).
+/// Fork a session broker that takes over `hdl`; it is linked to `listener`, so stopping the
+/// listener ends every session (the actor system cannot shut down while one lives).
 void start_session(caf::io::broker* listener, caf::io::connection_handle hdl, caf::actor store,
                    std::shared_ptr<tock_clock> clock, session_options opts);
 

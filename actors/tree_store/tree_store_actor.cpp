@@ -2,8 +2,8 @@
 
 #include <unordered_map>
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
 
 #include "actors/tree_store/actions.hpp"
 #include "messages/node_messages.hpp"
@@ -73,7 +73,9 @@ caf::behavior tree_store_impl(caf::stateful_actor<tree_store_state>* self, tree_
         for (auto& [c, s, m] : self->state.held_events) deliver_event(self, c, s, std::move(m));
         self->state.held_events.clear();
       },
-      [self](cancel_atom, uint64_t conn, int64_t seq) { self->state.store->cancel_watch(conn, seq); },
+      [self](cancel_atom, uint64_t conn, int64_t seq) {
+        self->state.store->cancel_watch(conn, seq);
+      },
       [self](closed_atom, uint64_t conn) {
         auto it = self->state.sessions.find(conn);
         if (it != self->state.sessions.end()) {

@@ -18,9 +18,9 @@ class tock_clock;
 
 struct tree_store_options {
   std::string node_name;
-  int64_t client_qlen = 10;     // kv.server.buffer: the qlen offered in the greeting
-  bool standalone = true;       // no backend: ready at once
-  bool has_init = false;        // `server -I VALUE`
+  int64_t client_qlen = 10;  // kv.server.buffer: the qlen offered in the greeting
+  bool standalone = true;    // no backend: ready at once
+  bool has_init = false;     // `server -I VALUE`
   value init_value;
 };
 

@@ -19,7 +19,8 @@ std::string hex(const std::string& s) {
 }
 std::string unhex(const std::string& h) {
   std::string out;
-  for (size_t i = 0; i + 1 < h.size(); i += 2) out += static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16));
+  for (size_t i = 0; i + 1 < h.size(); i += 2)
+    out += static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16));
   return out;
 }
 }  // namespace
@@ -111,10 +112,10 @@ TEST_CASE("float32 decodes to a float and re-encodes as float64") {
 
 TEST_CASE("malformed msgpack is an error, not a crash") {
   CHECK_THROWS_AS(decode(unhex("c1")), decode_error);
-  CHECK_THROWS_AS(decode(unhex("a2ff")), decode_error);         // truncated str
-  CHECK_THROWS_AS(decode(unhex("a2fffe")), decode_error);       // invalid UTF-8
-  CHECK_THROWS_AS(decode(unhex("c70303a2")), decode_error);     // path with a truncated element
-  CHECK_THROWS_AS(decode(unhex("0102")), decode_error);         // trailing bytes
+  CHECK_THROWS_AS(decode(unhex("a2ff")), decode_error);      // truncated str
+  CHECK_THROWS_AS(decode(unhex("a2fffe")), decode_error);    // invalid UTF-8
+  CHECK_THROWS_AS(decode(unhex("c70303a2")), decode_error);  // path with a truncated element
+  CHECK_THROWS_AS(decode(unhex("0102")), decode_error);      // trailing bytes
   std::string deep(200, '\x91');
   deep += '\xc0';
   CHECK_THROWS_AS(decode(deep), decode_error);
@@ -127,7 +128,8 @@ TEST_CASE("duplicate map keys: the last one wins") {
 }
 
 TEST_CASE("stream decoder yields objects from arbitrary chunks") {
-  std::string all = encode(value(map{{"seq", 0}, {"qlen", 10}})) + encode(value("x")) + encode(value(7));
+  std::string all =
+      encode(value(map{{"seq", 0}, {"qlen", 10}})) + encode(value("x")) + encode(value(7));
   stream_decoder d;
   std::vector<value> got;
   for (char c : all) {
