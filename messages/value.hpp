@@ -142,6 +142,7 @@ class value {
   /// Map helpers (precondition: is_map()).
   const value* find(std::string_view key) const;
   const value* find(const char* key) const { return find(std::string_view(key)); }
+  const value* find(const std::string& key) const { return find(std::string_view(key)); }
   const value* find(const value& key) const;
 
  private:
@@ -163,6 +164,9 @@ struct value_hash {
 const value* map_find(const map& m, const value& key);
 const value* map_find(const map& m, std::string_view key);
 inline const value* map_find(const map& m, const char* key) {
+  return map_find(m, std::string_view(key));
+}
+inline const value* map_find(const map& m, const std::string& key) {
   return map_find(m, std::string_view(key));
 }
 /// Set a key: replace the value of an existing equal key in place, else append.
