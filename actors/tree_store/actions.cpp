@@ -20,12 +20,14 @@
 #include "actors/tree_store/actions.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <stdexcept>
 #include <unordered_map>
 #include <utility>
 
 #include "actors/tree_store/depth_compression.hpp"
+#include "actors/tree_store/range_set.hpp"
 #include "actors/tree_store/tree.hpp"
 #include "actors/tree_store/wire_util.hpp"
 
@@ -163,6 +165,12 @@ struct kv_store::impl {
   std::shared_ptr<tock_clock> clock;
   tree t;
   watch_emitter emit;
+  update_emitter uemit;
+  int64_t change_length = 5;
+  // Ticks asked for (or seen asked for by others) since the last reset: not asked again.
+  node_set seen_missing;
+  // Highest tick peers reported for this node while it was not ready (see actions.hpp).
+  std::optional<int64_t> own_floor;
   std::map<std::pair<uint64_t, int64_t>, std::unique_ptr<watch_rec>> watches;
   std::unordered_map<const entry*, std::vector<watch_rec*>> watched;
   std::unordered_map<uint64_t, conn_state> conns;
@@ -188,6 +196,37 @@ struct kv_store::impl {
     if (!t.own_node().tick) fail("RuntimeError", "This node is not ready yet (it has no tick)");
   }
 
+  bool is_pinned(const entry* e) const {
+    if (watched.count(e) != 0) return true;
+    for (const auto& [id, cs] : conns)
+      if (cs.root == e) return true;
+    return false;
+  }
+
+  // Peer input may raise the own node's tick while we are not ready: keep it aside (own_floor)
+  // so that readiness stays explicit and tick numbers are never reused.
+  struct own_tick_guard {
+    impl& i;
+    bool was_ready;
+    explicit own_tick_guard(impl& x) : i(x), was_ready(x.t.own_node().tick.has_value()) {}
+    ~own_tick_guard() {
+      if (was_ready) return;
+      auto& tick = i.t.own_node().tick;
+      if (!tick) return;
+      if (!i.own_floor || *i.own_floor < *tick) i.own_floor = tick;
+      tick.reset();
+    }
+  };
+  void make_ready() {
+    auto& tick = t.own_node().tick;
+    if (!tick) tick = own_floor.value_or(0);
+  }
+
+  value finish(value msg);
+  void add_node_drop(map& m);
+  update_result receive_update(const value& msg);
+  info_result process_info(const value& msg, bool local);
+
   void on_change(const change_event& ev);
   void deliver(watch_rec& w, const entry& e);
   void remove_watch(std::pair<uint64_t, int64_t> key);
@@ -206,6 +245,9 @@ struct kv_store::impl {
 // --- watchers ---------------------------------------------------------------------------------
 
 void kv_store::impl::on_change(const change_event& ev) {
+  // The broadcaster (§5.2 step 5): every change made here, meta tree included.
+  if (ev.local && uemit && !ev.e.event_chain().empty())
+    uemit(tree::update_message(ev.e, change_length));
   if (watches.empty()) return;
   if (ev.e.is_meta()) return;  // client watches never see the meta tree
   // Innermost watchers first, as the original walks from the entry up to the root.
@@ -568,6 +610,7 @@ kv_store::kv_store(std::string node_name, std::shared_ptr<tock_clock> clock)
     : impl_(std::make_unique<impl>(std::move(node_name), std::move(clock))) {
   impl* p = impl_.get();
   impl_->t.add_change_listener([p](const change_event& ev) { p->on_change(ev); });
+  impl_->t.set_pin_check([p](const entry* e) { return p->is_pinned(e); });
 }
 
 kv_store::~kv_store() = default;
@@ -587,12 +630,11 @@ std::optional<uint64_t> kv_store::own_tick() const {
 }
 
 void kv_store::init_own_tick() {
-  auto& tick = impl_->t.own_node().tick;
-  if (!tick) tick = 0;
+  impl_->make_ready();
 }
 
 void kv_store::set_initial_root(const value& v) {
-  impl_->t.own_node().tick = 0;
+  impl_->make_ready();
   impl_->t.set_data(impl_->t.root(), v);
 }
 
@@ -667,33 +709,397 @@ void kv_store::set_watch_emitter(watch_emitter emit) {
 }
 
 bool kv_store::apply_update(const value& update) {
-  try {
-    if (!update.is_map()) return false;
-    const map& msg = update.as_map();
-    const value* path = field(msg, "path");
-    if (path == nullptr || !path->is_sequence()) return false;
-    chain c;
-    std::string error;
-    if (!chain::deserialize(update, c, error) || c.empty()) return false;
-    const value* tockv = field(msg, "tock");
-    int64_t tock = 0;
-    if (tockv == nullptr || !wire::to_int(*tockv, tock) || tock < 0) return false;
-    std::optional<value> v;
-    if (const value* x = field(msg, "value"))
-      v = *x;
-    else if (const value* y = field(msg, "new_value"))
-      v = *y;
+  return receive_update(update).accepted();
+}
 
-    tree& t = impl_->t;
-    t.clock().seen(static_cast<uint64_t>(tock));
-    t.nodes().note_chain(c);
-    entry* e = t.follow(t.root(), path->elements(), true, 1);
-    if (e == nullptr) return false;
-    return t.apply(*e, std::move(c), std::move(v), static_cast<uint64_t>(tock)) ==
-           apply_outcome::accepted;
-  } catch (const std::exception&) {
-    return false;
+// --- server-to-server -------------------------------------------------------------------------
+
+namespace {
+
+/// A tick or tock from a peer: an integer in [0, max_wire_counter].
+bool wire_counter(const value& v, int64_t& out) {
+  return wire::to_int(v, out) && out >= 0 && out <= max_wire_counter;
+}
+
+/// Paths from peers: None only as the first element (the original's nulls_ok=True; anything
+/// else made it raise and die), no maps (unhashable in Python, so no Python node can hold
+/// them) and no NaN (never equal to itself: every message would add a new child).
+bool peer_path_ok(const array& path, std::string& error) {
+  for (size_t i = 0; i < path.size(); ++i) {
+    const value& x = path[i];
+    if (x.is_nil() && i > 0) {
+      error = "None is allowed only as the first path element";
+      return false;
+    }
+    if (x.is_map()) {
+      error = "a path element must not be a map";
+      return false;
+    }
+    if (x.is_float() && std::isnan(x.as_double())) {
+      error = "a path element must not be NaN";
+      return false;
+    }
   }
+  return true;
+}
+
+/// A NodeSet from a peer, each range set clipped to the possible ticks [1, max_wire_counter].
+bool peer_node_set(const value& v, node_set& out, std::string& error) {
+  if (!node_set::from_value(v, out, error)) return false;
+  range_set possible{{1, max_wire_counter + 1}};
+  node_set clipped;
+  for (const auto& [name, r] : out.items()) clipped[name] = r & possible;
+  out = std::move(clipped);
+  return true;
+}
+
+}  // namespace
+
+value kv_store::impl::finish(value msg) {
+  if (!msg.is_map()) return msg;
+  map& m = msg.as_map();
+  if (const value* tv = map_find(m, "tock")) {
+    int64_t tock = 0;
+    if (wire_counter(*tv, tock)) clock->seen(static_cast<uint64_t>(tock));
+  } else {
+    m.emplace_back(value("tock"), value(clock->next()));
+  }
+  if (map_find(m, "node") == nullptr) m.emplace_back(value("node"), value(node));
+  if (map_find(m, "tick") == nullptr) {
+    const auto& tick = t.own_node().tick;
+    m.emplace_back(value("tick"), tick ? value(*tick) : value());
+  }
+  return msg;
+}
+
+void kv_store::impl::add_node_drop(map& m) {
+  const auto& dropped = t.nodes().node_drop();
+  if (dropped.empty()) return;
+  array a;
+  for (const auto& n : dropped) a.emplace_back(n);
+  m.emplace_back(value("node_drop"), value(std::move(a)));
+}
+
+update_result kv_store::impl::receive_update(const value& msg) {
+  update_result r;
+  auto bad = [&](std::string error) {
+    r.status = update_status::malformed;
+    r.error = std::move(error);
+    return r;
+  };
+  if (!msg.is_map()) return bad("an update must be a map, not " + debug_string(msg));
+  // Everything is checked before anything changes.
+  const value* tockv = msg.find("tock");
+  int64_t tock = 0;
+  if (tockv == nullptr || !wire_counter(*tockv, tock))
+    return bad("an update needs a 'tock' in [0, 2^53]");
+  const value* pathv = msg.find("path");
+  if (pathv == nullptr || !pathv->is_sequence()) return bad("an update needs a 'path' sequence");
+  const array& path = pathv->elements();
+  std::string error;
+  if (!peer_path_ok(path, error)) return bad(error);
+  chain c;
+  if (!chain::deserialize(msg, c, error)) return bad(error);
+  if (c.empty()) return bad("an update needs a chain");
+  if (c.size() > max_chain_links) return bad("the chain is too long");
+  for (const auto& l : c.links())
+    if (l.tick > max_wire_counter) return bad("a chain tick is out of range");
+  std::optional<value> v;
+  if (const value* x = msg.find("value"))
+    v = *x;
+  else if (const value* y = msg.find("new_value"))
+    v = *y;
+
+  own_tick_guard guard(*this);
+  clock->seen(static_cast<uint64_t>(tock));
+  t.nodes().note_chain(c);
+  follow_error ferr = follow_error::none;
+  entry* e = t.follow(t.root(), path, true, 1, &ferr);
+  if (e == nullptr) return bad("the path cannot be followed");
+  switch (t.apply(*e, std::move(c), std::move(v), static_cast<uint64_t>(tock))) {
+    case apply_outcome::accepted:
+      r.status = update_status::accepted;
+      break;
+    case apply_outcome::duplicate:
+      r.status = update_status::duplicate;
+      break;
+    case apply_outcome::stale:
+      r.status = update_status::stale;
+      break;
+    case apply_outcome::conflict_lost:
+      r.status = update_status::conflict_lost;
+      break;
+  }
+  return r;
+}
+
+// `user_info` (local == false) and `_process_info` (local == true).
+info_result kv_store::impl::process_info(const value& msg, bool local) {
+  info_result res;
+  if (!msg.is_map()) {
+    res.errors.push_back("an info must be a map, not " + debug_string(msg));
+    return res;
+  }
+  own_tick_guard guard(*this);
+  if (const value* tv = msg.find("tock")) {
+    int64_t tock = 0;
+    if (wire_counter(*tv, tock))
+      clock->seen(static_cast<uint64_t>(tock));
+    else
+      res.errors.push_back("bad tock " + debug_string(*tv));
+  }
+  if (const value* nv = msg.find("node"); nv != nullptr && nv->is_str()) res.sender = nv->as_str();
+  if (!local && res.sender == node) {
+    res.own = true;
+    return res;
+  }
+  node_table& nodes = t.nodes();
+
+  auto node_sets = [&](const char* key, auto each) {
+    const value* v = msg.find(key);
+    if (v == nullptr) return false;
+    node_set ns;
+    std::string error;
+    if (!peer_node_set(*v, ns, error)) {
+      res.errors.push_back(std::string(key) + ": " + error);
+      return true;
+    }
+    for (const auto& [name, r] : ns.items()) each(nodes.get(std::string_view(name)), r);
+    return true;
+  };
+
+  // ticks (info) / nodes (state): raise the ticks.
+  if (const value* v = msg.find(local ? "nodes" : "ticks")) {
+    res.had_ticks = !local;
+    if (!v->is_map()) {
+      res.errors.push_back("ticks must be a map");
+    } else {
+      for (const auto& [k, tv] : v->as_map()) {
+        if (!k.is_str()) {
+          res.errors.push_back("a node name must be a string, not " + debug_string(k));
+          continue;
+        }
+        int64_t tick = 0;
+        if (tv.is_nil()) {
+          nodes.get(std::string_view(k.as_str()));
+          res.ticks.emplace_back(k.as_str(), std::nullopt);
+        } else if (wire_counter(tv, tick)) {
+          nodes.get(std::string_view(k.as_str()), tick);
+          res.ticks.emplace_back(k.as_str(), tick);
+        } else {
+          res.errors.push_back("bad tick for " + k.as_str() + ": " + debug_string(tv));
+        }
+      }
+    }
+  }
+  auto report_missing = [&](node_info& n, const range_set& r) {
+    n.reported += r;
+    if (local) return;
+    seen_missing[n.name.str()] += r;
+    if (!r.empty()) res.resend_needed = true;
+  };
+  // missing (info only; the state's remote_missing comes after deleted, as in the original).
+  if (!local) res.had_missing = node_sets("missing", report_missing);
+  // superseded, or (if absent) known: ticks that will never come. Present ticks stay present.
+  const char* sup = msg.find("superseded") != nullptr ? "superseded" : "known";
+  node_sets(sup, [&](node_info& n, const range_set& r) {
+    range_set rest = r - n.present;
+    n.superseded += rest;
+    if (!local) n.reported -= rest;
+  });
+  node_sets("deleted",
+            [&](node_info& n, const range_set& r) { res.purged += t.report_deleted(n.name, r); });
+  if (local) node_sets("remote_missing", report_missing);
+  if (const value* v = msg.find("node_drop")) {
+    if (!v->is_array()) {
+      res.errors.push_back("node_drop must be an array");
+    } else {
+      // Items that are not names (the original's `[name, nil]` bug) are ignored, as there.
+      for (const auto& n : v->as_array())
+        if (n.is_str() && t.drop_node(moatkv::node_name(n.as_str())))
+          res.dropped.push_back(n.as_str());
+    }
+  }
+  return res;
+}
+
+update_result kv_store::receive_update(const value& msg) {
+  try {
+    return impl_->receive_update(msg);
+  } catch (const std::exception& e) {
+    return update_result{update_status::malformed, std::string("internal error: ") + e.what()};
+  }
+}
+
+void kv_store::set_update_emitter(update_emitter emit) {
+  impl_->uemit = std::move(emit);
+}
+
+void kv_store::set_update_emitter(update_emitter emit, int64_t change_length) {
+  set_update_emitter(std::move(emit));
+  set_change_length(change_length);
+}
+
+value info_result::to_value() const {
+  array d, e;
+  for (const auto& n : dropped) d.emplace_back(n);
+  for (const auto& x : errors) e.emplace_back(x);
+  return value(map{{value("from"), value(sender)},
+                   {value("own"), value(own)},
+                   {value("ticks"), value(had_ticks)},
+                   {value("missing"), value(had_missing)},
+                   {value("resend"), value(resend_needed)},
+                   {value("purged"), value(purged)},
+                   {value("dropped"), value(std::move(d))},
+                   {value("errors"), value(std::move(e))}});
+}
+
+void kv_store::set_change_length(int64_t n) {
+  impl_->change_length = n == 0 ? 1 : n;
+}
+
+info_result kv_store::process_info(const value& info) {
+  try {
+    return impl_->process_info(info, false);
+  } catch (const std::exception& e) {
+    info_result r;
+    r.errors.push_back(std::string("internal error: ") + e.what());
+    return r;
+  }
+}
+
+info_result kv_store::process_state(const value& state) {
+  try {
+    return impl_->process_info(state, true);
+  } catch (const std::exception& e) {
+    info_result r;
+    r.errors.push_back(std::string("internal error: ") + e.what());
+    return r;
+  }
+}
+
+value kv_store::info_ticks() {
+  map ticks;
+  for (const auto& n : impl_->t.nodes().all())
+    ticks.emplace_back(value(n->name.str()), n->tick ? value(*n->tick) : value());
+  map m{{value("ticks"), value(std::move(ticks))}};
+  impl_->add_node_drop(m);
+  return impl_->finish(value(std::move(m)));
+}
+
+node_set kv_store::local_missing() const {
+  node_set out;
+  for (const auto& n : impl_->t.nodes().all()) {
+    range_set lm = n->local_missing();  // empty unless tick >= 1
+    if (!lm.empty()) out[n->name.str()] = std::move(lm);
+  }
+  return out;
+}
+
+bool kv_store::has_local_missing() const {
+  for (const auto& n : impl_->t.nodes().all())
+    if (!n->local_missing().empty()) return true;
+  return false;
+}
+
+value kv_store::info_missing(bool force) {
+  map missing;
+  for (const auto& n : impl_->t.nodes().all()) {
+    range_set lm = n->local_missing();
+    if (const range_set* seen = impl_->seen_missing.find(n->name.str())) lm -= *seen;
+    if (lm.empty()) continue;
+    missing.emplace_back(value(n->name.str()), lm.to_value());
+    impl_->seen_missing[n->name.str()] += lm;
+  }
+  if (missing.empty() && !force) return value();
+  map m{{value("missing"), value(std::move(missing))}};
+  impl_->add_node_drop(m);
+  return impl_->finish(value(std::move(m)));
+}
+
+void kv_store::clear_seen_missing() {
+  impl_->seen_missing.clear();
+}
+
+std::vector<value> kv_store::missing_data() {
+  std::vector<value> out;
+  tree& t = impl_->t;
+  node_table& nodes = t.nodes();
+  std::vector<const entry*> sent;
+  node_set known, deleted;
+  for (const auto& np : nodes.all()) {
+    node_info& n = *np;
+    if (n.reported.empty()) continue;
+    range_set want = n.reported & n.present;
+    for (const auto& rg : want)
+      for (int64_t tick = rg.lo; tick < rg.hi; ++tick) {
+        if (!n.reported.contains(tick)) continue;  // answered by an earlier resend
+        auto it = n.entries.find(tick);
+        if (it == n.entries.end()) continue;
+        const entry* e = it->second;
+        if (std::find(sent.begin(), sent.end(), e) != sent.end()) continue;
+        sent.push_back(e);
+        // Shape B with the whole chain (our fix; the original cuts it to 2 links).
+        out.push_back(impl_->finish(tree::entry_record(*e, -1, true, 0)));
+        // Receivers clear remote_missing for every link, and so do we (the original does it
+        // when its own broadcast comes back).
+        for (const auto& l : e->event_chain().links())
+          if (node_info* ln = nodes.find(l.node); ln != nullptr && l.tick != no_tick)
+            ln->reported.remove(l.tick);
+      }
+  }
+  for (const auto& np : nodes.all()) {
+    node_info& n = *np;
+    if (n.reported.empty()) continue;
+    range_set k = n.reported & n.superseded;
+    range_set d = n.reported & n.deleted;
+    if (!k.empty()) known[n.name.str()] = k;
+    if (!d.empty()) deleted[n.name.str()] = d;
+    n.reported -= k;
+    n.reported -= d;
+  }
+  if (known.any() || deleted.any() || !nodes.node_drop().empty()) {
+    map m{{value("known"), known.to_value()}, {value("deleted"), deleted.to_value()}};
+    impl_->add_node_drop(m);
+    out.push_back(impl_->finish(value(std::move(m))));
+  }
+  return out;
+}
+
+value kv_store::ping_value() const {
+  const auto& tick = impl_->t.own_node().tick;
+  if (!tick) return value();
+  return value(array{value(impl_->clock->peek()), value(*tick)});
+}
+
+void kv_store::note_node(std::string_view name, std::optional<int64_t> tick,
+                         std::optional<int64_t> tock) {
+  impl::own_tick_guard guard(*impl_);
+  if (tick && (*tick < 0 || *tick > max_wire_counter)) tick.reset();
+  if (tock && (*tock < 0 || *tock > max_wire_counter)) tock.reset();
+  if (tock) impl_->clock->seen(static_cast<uint64_t>(*tock));
+  node_info& n = impl_->t.nodes().get(name, tick);
+  if (tock) n.tock = static_cast<uint64_t>(*tock);
+}
+
+void kv_store::discard_all_missing() {
+  for (const auto& n : impl_->t.nodes().all()) n->superseded += n->local_missing();
+}
+
+void kv_store::mark_ready() {
+  impl_->make_ready();
+}
+
+bool kv_store::ready() const {
+  return impl_->t.own_node().tick.has_value();
+}
+
+size_t kv_store::purge_deleted(const node_set& ticks) {
+  return impl_->t.purge_deleted(ticks);
+}
+
+value kv_store::finish_message(value msg) {
+  return impl_->finish(std::move(msg));
 }
 
 tree& kv_store::data() {

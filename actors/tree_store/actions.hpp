@@ -7,6 +7,33 @@
 // `tock` of messages that have none, runs flow control and `stop`. Everything else — what a
 // request means and what its replies contain, including depth compression of streamed paths —
 // happens here.
+//
+// Server-to-server side (server-internals §2.6, §3.4, §4.6, §5.3, §5.7): the gossip actor feeds
+// every decoded (multipart-reassembled) `update` and `info` payload to `apply_update` /
+// `process_info`, the ping actor's raw messages to `note_node`, and sends what the builders
+// (`info_ticks`, `info_missing`, `missing_data`) and the update emitter produce. kv_store
+// owns all protocol state these need (node table, `seen_missing`); the actor owns only timing
+// (when to send, recovery steps, delays). Contracts:
+//   * Nothing here throws on peer input and no peer message can crash the node: malformed
+//     input gives a status (update_result / info_result.errors) for the caller to log.
+//   * Every message a builder returns is complete: like the original's `_send_event`, `tock`
+//     (fresh), `node` (own name) and `tick` (own tick, nil while not ready) are appended when
+//     absent, in that order.
+//   * Emitters are called synchronously from inside a kv_store call; they must not call back
+//     into the kv_store (queue the message and send it afterwards).
+//   * Readiness: the own tick stays nil until `init_own_tick`, `set_initial_root` or
+//     `mark_ready` (successful sync). Peers may report a tick for this node before that (a
+//     node restarting with a name the cluster knows): it is remembered and becomes the own
+//     tick on readiness, so tick numbers are never reused.
+// Deliberate differences from the original (besides those of tree.hpp):
+//   * `missing_data` re-sends entries with the FULL chain (the original cuts it to 2 links, so
+//     ticks deeper in a chain can stay missing forever); it sends `node_drop` in the
+//     `known/deleted` info (the original computes and drops it); ticks answered as known or
+//     deleted leave `remote_missing` (the original re-announces them in every later round).
+//   * `deleted` reports never touch an entry that holds a value (tree::report_deleted).
+//   * Limits on peer input: ticks and tocks above `max_wire_counter`, chains longer than
+//     `max_chain_links`, paths with None after the first element or with map/NaN elements are
+//     refused.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +48,54 @@
 
 namespace moatkv {
 
-class tree;  // actors/tree_store/tree.hpp
+class tree;      // actors/tree_store/tree.hpp
+class node_set;  // actors/tree_store/range_set.hpp
+
+/// Ticks and tocks on the wire above this are refused (2^53: unreachable by counting, and
+/// safe for peers that hold them in doubles).
+inline constexpr int64_t max_wire_counter = int64_t{1} << 53;
+/// Chains from peers with more links than this are refused.
+inline constexpr size_t max_chain_links = 4096;
+
+/// What `apply_update` did with a server-to-server `update`.
+enum class update_status {
+  accepted,       // applied (the entry changed)
+  duplicate,      // the entry already holds exactly this event
+  stale,          // the entry already holds a later state
+  conflict_lost,  // a concurrent update; the entry's state won
+  malformed,      // dropped without any effect; `error` says why
+};
+
+struct update_result {
+  update_status status = update_status::malformed;
+  std::string error;
+  bool accepted() const { return status == update_status::accepted; }
+};
+
+/// What `process_info` / `process_state` did.
+struct info_result {
+  /// The message was our own (`node` == own name): nothing was done (tock_seen aside).
+  bool own = false;
+  /// `node` of the message ("" if absent or not a string).
+  std::string sender;
+  /// The message had `ticks` (recovery signal 1) / `missing` (recovery signal 2).
+  bool had_ticks = false;
+  bool had_missing = false;
+  /// `ticks` as received and accepted: name -> tick (nullopt = nil).
+  std::vector<std::pair<std::string, std::optional<int64_t>>> ticks;
+  /// Some tick was reported missing: run `missing_data()` after the resend delay (§5.7).
+  bool resend_needed = false;
+  /// Tombstones purged by `deleted`.
+  size_t purged = 0;
+  /// Nodes forgotten by `node_drop`.
+  std::vector<std::string> dropped;
+  /// Parts of the message that were malformed and skipped (the rest was processed).
+  std::vector<std::string> errors;
+
+  /// For passing through an actor as a `value`: {from, own, ticks, missing, resend (bools),
+  /// purged, dropped: [names], errors: [texts]}.
+  value to_value() const;
+};
 
 /// What one client request produces.
 struct action_result {
@@ -42,6 +116,8 @@ class kv_store {
   /// Called for every message of an open watch stream after the request returned:
   /// (connection id, request seq, message map).
   using watch_emitter = std::function<void(uint64_t conn, int64_t seq, value message)>;
+  /// Called with the `update` message (shape A) of every change made on this node.
+  using update_emitter = std::function<void(value update)>;
 
   kv_store(std::string node_name, std::shared_ptr<tock_clock> clock);
   ~kv_store();
@@ -53,9 +129,10 @@ class kv_store {
 
   /// Own tick; nullopt while the node is not ready (no data yet).
   std::optional<uint64_t> own_tick() const;
-  /// Make the node ready on its own (standalone, or `-I` without peers): tick := 0 if unset.
+  /// Make the node ready on its own (standalone, or `-I` without peers): if unset, tick := the
+  /// highest tick peers reported for this node, else 0.
   void init_own_tick();
-  /// `server -I VALUE`: tick := 0, then set the root's value as event tick 1.
+  /// `server -I VALUE`: init_own_tick, then set the root's value as the next event (tick 1).
   void set_initial_root(const value& v);
 
   /// The greeting map (seq 0): {seq:0, version, node, tick, tock, qlen}.
@@ -75,6 +152,71 @@ class kv_store {
   /// Apply a server-to-server `update` message (flat or with `chain`), §2.5 merge rule.
   /// Returns false if it was rejected as stale or as the losing side of a conflict.
   bool apply_update(const value& update);
+
+  // --- server-to-server ---------------------------------------------------------------------
+
+  /// The receiver side of an `update` (§3.4 `user_update`): shape A (flat chain at the top
+  /// level) or shape B (an entry record with `chain`; resends, and `get_tree` sync records
+  /// whose path the caller has expanded with a path_longener). Feeds `tock` to the clock,
+  /// notes every chain link in the node table (nodes created, ticks raised, remote_missing
+  /// cleared), creates the path (None allowed as the first element only) and applies the merge
+  /// rule. Malformed input changes nothing. Does not call the update emitter.
+  update_result receive_update(const value& msg);
+
+  /// Called for every change applied whose chain head is this node — the local changes
+  /// (set/delete/delete_tree, the *_internal variants, the init event), never changes from
+  /// peers — with the §3.4 shape A message, the chain cut to `change_length` links.
+  void set_update_emitter(update_emitter emit);
+  void set_update_emitter(update_emitter emit, int64_t change_length);
+  /// `server.change.length` (default 5); negative = whole chains. 0 is taken as 1.
+  void set_change_length(int64_t n);
+
+  /// The receiver side of an `info` (§3.4), in the order ticks, missing, superseded/known,
+  /// deleted, node_drop. Our own info (`node` == own name) is ignored. Received `missing`
+  /// ranges also go into `seen_missing` (we need not ask for them again).
+  info_result process_info(const value& info);
+  /// `_process_info` (§5.3, local semantics): a `get_state` reply from a sync or a loaded
+  /// state record: nodes -> ticks, known -> superseded (local: remote_missing untouched),
+  /// deleted, remote_missing -> reported, node_drop. Not ignored when `node` is ours.
+  info_result process_state(const value& state);
+
+  /// Recovery step 1: `info {ticks: {name: tick|nil, every known node}, node_drop?}`.
+  value info_ticks();
+  /// Ticks we lack, for every node with tick >= 1: `[1, tick] − present − superseded`.
+  node_set local_missing() const;
+  bool has_local_missing() const;
+  /// `_send_missing`: `info {missing: local_missing − seen_missing, node_drop?}`; the sent
+  /// ranges join seen_missing. nil when nothing is missing, unless `force` (step 2 sends
+  /// `missing: {}`).
+  value info_missing(bool force = false);
+  /// Forget seen_missing (end of a recovery, each round of do_send_missing).
+  void clear_seen_missing();
+  /// The resend round `_send_missing_data` (§5.7), in send order: for every tick others
+  /// reported missing that we hold, the entry as an `update` shape B with the FULL chain (each
+  /// entry once; its links leave remote_missing); then `info {known, deleted, node_drop?}`
+  /// (both keys always present) for the reported ticks we know as superseded / deleted, if
+  /// any. Everything answered leaves remote_missing. Empty if nothing was reported.
+  std::vector<value> missing_data();
+
+  /// The ping actor's value: `[tock, tick]`, nil while not ready.
+  value ping_value() const;
+  /// A raw ping-actor message (§4.6 RawMsgEvent): create node `name`, raise its tick, feed
+  /// the tock to the clock and remember it as the node's tock.
+  void note_node(std::string_view name, std::optional<int64_t> tick,
+                 std::optional<int64_t> tock = std::nullopt);
+  /// `_discard_all_missing` (authoritative sync/load): every locally missing tick becomes
+  /// superseded.
+  void discard_all_missing();
+  /// A successful sync (§5.3 step 6): the own tick becomes the highest tick peers reported
+  /// for us, or 0; same as init_own_tick.
+  void mark_ready();
+  bool ready() const;
+
+  /// The DeleteActor's purge (§2.6 step 3); returns the number of entries purged.
+  size_t purge_deleted(const node_set& ticks);
+
+  /// Append `tock` (fresh), `node` and `tick` where absent, as `_send_event` does.
+  value finish_message(value msg);
 
   tree& data();
 

@@ -67,6 +67,20 @@ entry* node_table::mark_deleted(node_name node, int64_t tick) {
   return it == n.entries.end() ? nullptr : it->second;
 }
 
+entry* node_table::clear_deleted(node_name node, int64_t tick) {
+  if (tick == no_tick) return nullptr;
+  node_info& n = get(node);
+  n.present.remove(tick);
+  n.deleted.remove(tick);
+  n.reported.remove(tick);
+  n.superseded.add(tick);
+  auto it = n.entries.find(tick);
+  if (it == n.entries.end()) return nullptr;
+  entry* e = it->second;
+  n.entries.erase(it);
+  return e;
+}
+
 void node_table::note_chain(chain& c) {
   std::vector<chain_link> links = c.links();
   bool changed = false;

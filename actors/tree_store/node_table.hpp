@@ -64,6 +64,9 @@ class node_table {
   void supersede(node_name node, int64_t tick);
   /// (node, tick) belongs to a deletion; returns the entry holding it, if any.
   entry* mark_deleted(node_name node, int64_t tick);
+  /// (node, tick) belonged to a deletion that is now purged: it leaves present, deleted and
+  /// reported and becomes superseded. Returns the entry that held it (removed from `entries`).
+  entry* clear_deleted(node_name node, int64_t tick);
   /// Note the links of an incoming chain: create the nodes, raise their ticks, and clear
   /// `reported` for each tick > 0 (the side effects of the original's deserialisation).
   /// Links without a tick take the node's known tick, as in the original.

@@ -80,6 +80,23 @@ entry& entry::add_child(value name, uint64_t tock) {
   return *c;
 }
 
+std::unique_ptr<entry> entry::remove_child(entry* c) {
+  auto it = std::find_if(children_.begin(), children_.end(),
+                         [c](const std::unique_ptr<entry>& p) { return p.get() == c; });
+  if (it == children_.end()) return nullptr;
+  std::unique_ptr<entry> out = std::move(*it);
+  children_.erase(it);
+  if (index_) {
+    auto [lo, hi] = index_->equal_range(hash_value(c->name_));
+    for (auto i = lo; i != hi; ++i)
+      if (i->second == c) {
+        index_->erase(i);
+        break;
+      }
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // tree
 
@@ -239,6 +256,111 @@ node_set tree::take_deleted() {
   node_set out = std::move(delete_also_);
   delete_also_.clear();
   return out;
+}
+
+void tree::set_pin_check(std::function<bool(const entry*)> pinned) {
+  pinned_ = std::move(pinned);
+}
+
+bool tree::purge_entry(entry& e) {
+  if (e.data_) return false;
+  class chain c = std::move(e.chain_);
+  e.chain_ = {};
+  for (const auto& l : c.links()) {
+    if (l.tick == no_tick) continue;
+    node_info* n = nodes_.find(l.node);
+    if (n == nullptr) continue;
+    n->present.remove(l.tick);
+    n->deleted.remove(l.tick);
+    n->reported.remove(l.tick);
+    n->superseded.add(l.tick);
+    auto it = n->entries.find(l.tick);
+    if (it != n->entries.end() && it->second == &e) n->entries.erase(it);
+  }
+  chop(e);
+  return true;
+}
+
+void tree::chop(entry& e) {
+  entry* cur = &e;
+  while (cur != root_.get() && cur != meta_ && cur->parent_ != nullptr && !cur->data_ &&
+         cur->chain_.empty() && cur->children_.empty() && !(pinned_ && pinned_(cur))) {
+    entry* parent = cur->parent_;
+    parent->remove_child(cur);  // destroys *cur
+    cur = parent;
+  }
+}
+
+namespace {
+/// The distinct entries that hold one of the ticks `r` of node `n`, in tick order.
+std::vector<entry*> entries_holding(const node_info& n, const range_set& r) {
+  std::vector<entry*> out;
+  for (const auto& rg : r& n.present)
+    for (int64_t t = rg.lo; t < rg.hi; ++t) {
+      auto it = n.entries.find(t);
+      if (it != n.entries.end() && std::find(out.begin(), out.end(), it->second) == out.end())
+        out.push_back(it->second);
+    }
+  return out;
+}
+
+/// The ticks of `n` in `r` that live (valued) entries hold.
+range_set live_ticks(const node_info& n, const range_set& r) {
+  range_set out;
+  for (const auto& rg : r& n.present)
+    for (int64_t t = rg.lo; t < rg.hi; ++t) {
+      auto it = n.entries.find(t);
+      if (it != n.entries.end() && it->second->has_data()) out.add(t);
+    }
+  return out;
+}
+}  // namespace
+
+size_t tree::purge_deleted(const node_set& ticks) {
+  size_t count = 0;
+  for (const auto& [name, r] : ticks.items()) {
+    node_info* n = nodes_.find(std::string_view(name));
+    if (n == nullptr || r.empty()) continue;
+    range_set live = live_ticks(*n, r);
+    range_set gone = r - live;
+    // Ticks without a local entry: clear_deleted's set operations.
+    range_set unheld = gone - n->present;
+    n->deleted -= r;  // a live entry's tick is no deletion any more either
+    n->reported -= unheld;
+    n->superseded += unheld;
+    for (entry* e : entries_holding(*n, gone))
+      if (purge_entry(*e)) ++count;
+    // Ticks present without an entry (should not happen): plain clear_deleted.
+    for (const auto& rg : gone & n->present)
+      for (int64_t t = rg.lo; t < rg.hi; ++t) nodes_.clear_deleted(n->name, t);
+  }
+  return count;
+}
+
+size_t tree::report_deleted(node_name node, const range_set& r) {
+  node_info& n = nodes_.get(node);
+  if (r.empty()) return 0;
+  range_set live = live_ticks(n, r);
+  range_set dead = r - live;
+  std::vector<entry*> tombstones = entries_holding(n, dead);
+  n.deleted += dead;
+  n.reported -= r;
+  n.superseded += dead - n.present;
+  size_t count = 0;
+  for (entry* e : tombstones)
+    if (purge_entry(*e)) ++count;
+  return count;
+}
+
+bool tree::drop_node(node_name node) {
+  if (node == own_) return false;
+  node_info* n = nodes_.find(node);
+  if (n == nullptr) return false;
+  for (const auto& [t, e] : n->entries)
+    if (!e->chain_.empty() && e->chain_.head().node == node) return false;
+  for (const auto& [t, e] : n->entries) e->chain_ = e->chain_.filter(node);
+  nodes_.drop(node);
+  return true;
 }
 
 value tree::entry_record(const entry& e, int64_t nchain, bool with_path, size_t chop) {

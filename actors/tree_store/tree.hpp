@@ -8,8 +8,15 @@
 // the internal data lives (auth, acl, type, ...). Children keep insertion order and are found
 // by Python equality of their names (1 == 1.0 == True, "" != b"", NaN never matches): a short
 // linear scan, plus a hash index (value_hash) once an entry has many children. The stored
-// name is the first one inserted. Entries are never removed yet (no tombstone purge), so
-// `entry*` stays valid for the tree's lifetime.
+// name is the first one inserted.
+//
+// Entry lifetime: entries are removed only by the tombstone purge (`purge_entry`, called by
+// `purge_deleted` and `report_deleted`, server-internals §2.6). A purge removes only leaves
+// without data, chain or children that the pin check (set by kv_store: watch tops, chroot
+// roots) does not hold, and before that clears every node-table reference to them (the
+// invariant `entries[t] == e` ⇒ (node, t) is on e's chain). So an `entry*` held by a watch,
+// a chroot or the node table stays valid; any other holder must not keep one across a call
+// that processes peer input (`kv_store::process_info`, `purge_deleted`).
 //
 // An entry holds: data (absent = NotGiven = no value / deleted; nil is a value), tock (of the
 // update that last set it; new intermediate entries inherit the parent's tock) and chain.
@@ -75,6 +82,8 @@ class entry {
  private:
   friend class tree;
   entry& add_child(value name, uint64_t tock);
+  /// Detach and return the child `c` (precondition: c is a child of this entry).
+  std::unique_ptr<entry> remove_child(entry* c);
 
   value name_;
   entry* parent_;
@@ -145,6 +154,33 @@ class tree {
   /// Ticks of deletions since the last `take_deleted` (the original's `_delete_also_nodes`).
   node_set take_deleted();
 
+  /// Entries the purge must never remove (watch tops, chroot roots); see the file comment.
+  void set_pin_check(std::function<bool(const entry*)> pinned);
+
+  /// `Entry.purge_deleted` for a tombstone: chain := none, `clear_deleted` for every link,
+  /// then `chop`. Refuses (returns false) for an entry that holds a value: a deleted tick can
+  /// be on a live entry's chain (a concurrent modify that won against the delete), and the
+  /// original's purge would then destroy that value.
+  bool purge_entry(entry& e);
+  /// Remove `e` and then its ancestors while they have no data, no chain, no children and are
+  /// not pinned; never the root or the meta root. Our fix of the original's `_chop`, which also
+  /// removes ancestors that hold a value.
+  void chop(entry& e);
+  /// The DeleteActor's `purge_deleted(nodeset)`: for every (node, tick) in `ticks`, clear it
+  /// (present/deleted/reported -> superseded) and purge the tombstone holding it. A tick held
+  /// by a live entry only leaves `deleted` (see purge_entry). Returns the entries purged.
+  size_t purge_deleted(const node_set& ticks);
+  /// `Node.report_deleted` (an `info` with `deleted`, or `_process_info`): the ticks are marked
+  /// deleted, tombstones holding them are purged immediately. Deliberate difference: an entry
+  /// that holds a value is not touched (the original silently deletes it without telling
+  /// watchers or peers); its ticks stay present and are not marked superseded. Returns the
+  /// entries purged.
+  size_t report_deleted(node_name node, const range_set& r);
+  /// `_dropped_node`: forget `node` if it heads no entry: its links are removed from every
+  /// chain and the node leaves the table (recorded in `node_drop`). False if it is unknown
+  /// or still heads an entry.
+  bool drop_node(node_name node);
+
   /// An entry record (`Entry.serialize`): {value?, chain? (nchain != 0 and a chain), tock,
   /// path?}. With `with_path`, `path` is the entry's path without its first `chop` elements:
   /// a Path when chop == 0, else an array (the original's slicing quirk).
@@ -168,6 +204,7 @@ class tree {
   entry* meta_ = nullptr;
   node_set delete_also_;
   std::vector<std::pair<size_t, change_listener>> listeners_;
+  std::function<bool(const entry*)> pinned_;
   size_t next_listener_id_ = 1;
 };
 
