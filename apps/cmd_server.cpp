@@ -1,17 +1,25 @@
 // `moatkv server NAME`: run a node until SIGINT/SIGTERM.
+#include <unistd.h>
+
 #include <csignal>
 #include <iostream>
+#include <map>
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "actors/gossip/gossip_actor.hpp"
 #include "actors/tree_store/tock_clock.hpp"
 #include "actors/tree_store/tree_store_actor.hpp"
 #include "apps/commands.hpp"
 #include "messages/literal.hpp"
+#include "messages/node_messages.hpp"
+#include "messages/path_syntax.hpp"
 #include "transport/client_listener.hpp"
+#include "transport/mqtt_bridge.hpp"
+#include "transport/serf_bridge.hpp"
 
 namespace moatkv {
 
@@ -21,19 +29,67 @@ struct server_options {
   std::string name;
   std::optional<std::string> init;
   bool eval = false;
+  bool authoritative = false;
+  bool force = false;
 };
+
+// kv.server.root: a path string ("moat.kv", the original's `!P moat.kv`) or a list.
+std::string root_topic(const node_config& cfg) {
+  YAML::Node r = cfg.get("kv.server.root");
+  array elems;
+  if (r.IsSequence()) {
+    for (const auto& e : r) elems.emplace_back(e.as<std::string>());
+  } else {
+    elems = parse_path(r.IsScalar() ? r.as<std::string>() : "moat.kv").elements();
+  }
+  std::string topic;
+  for (const auto& e : elems) {
+    if (!topic.empty()) topic += '/';
+    topic += e.is_str() ? e.as_str() : format_path(value(array{e}));
+  }
+  if (topic.empty()) throw config_error("kv.server.root must not be empty");
+  return topic;
+}
+
+// kv.hostmap: name -> [host, port] | "host" | "host:port" (§5.5).
+std::map<std::string, std::pair<std::string, uint16_t>> hostmap(const node_config& cfg,
+                                                                uint16_t dflt_port) {
+  std::map<std::string, std::pair<std::string, uint16_t>> out;
+  YAML::Node hm = cfg.get("kv.hostmap");
+  if (!hm.IsDefined() || !hm.IsMap()) return out;
+  for (auto it = hm.begin(); it != hm.end(); ++it) {
+    std::string name = it->first.as<std::string>();
+    const YAML::Node& v = it->second;
+    try {
+      if (v.IsSequence() && v.size() == 2) {
+        out[name] = {v[0].as<std::string>(), static_cast<uint16_t>(v[1].as<int>())};
+      } else if (v.IsScalar()) {
+        std::string s = v.as<std::string>();
+        auto colon = s.rfind(':');
+        if (colon == std::string::npos)
+          out[name] = {s, dflt_port};
+        else
+          out[name] = {s.substr(0, colon), static_cast<uint16_t>(std::stoi(s.substr(colon + 1)))};
+      } else {
+        throw config_error("");
+      }
+    } catch (const std::exception&) {
+      throw config_error("kv.hostmap." + name + " must be [host, port], \"host\" or \"host:port\"");
+    }
+  }
+  return out;
+}
 
 int run_server(const global_options& g, const server_options& so) {
   node_config cfg = g.config();
   std::string backend = cfg.get_string("kv.server.backend", "none");
-  if (backend != "none")
-    throw config_error("kv.server.backend '" + backend +
-                       "' is not available yet: this build runs standalone only (backend: none)");
+  if (backend != "none" && backend != "mqtt" && backend != "serf")
+    throw config_error("kv.server.backend must be none, mqtt or serf, not '" + backend + "'");
 
   tree_store_options topts;
   topts.node_name = so.name;
   topts.client_qlen = cfg.get_int("kv.server.buffer", 10);
-  topts.standalone = true;
+  topts.standalone = backend == "none";
   if (so.init) {
     topts.has_init = true;
     if (*so.init == "-")
@@ -65,6 +121,48 @@ int run_server(const global_options& g, const server_options& so) {
   caf::actor_system sys{ccfg};
   auto clock = std::make_shared<tock_clock>();
   caf::actor store = spawn_tree_store(sys, topts, clock);
+  caf::actor gossip;
+  if (backend != "none") {
+    gossip_options gopts;
+    gopts.node_name = so.name;
+    gopts.root_topic = root_topic(cfg);
+    gopts.chunk_messages = backend == "serf";
+    gopts.ping_cycle = cfg.get_double("kv.server.ping.cycle", 10);
+    gopts.ping_gap = cfg.get_double("kv.server.ping.gap", 2);
+    gopts.change_length = static_cast<int>(cfg.get_int("kv.server.change.length", 5));
+    gopts.default_port = static_cast<uint16_t>(cfg.get_int("kv.conn.port", 27586));
+    gopts.hostmap = hostmap(cfg, gopts.default_port);
+    gopts.domain = cfg.get_string("kv.domain", "");
+    gopts.authoritative = so.authoritative;
+    gopts.force = so.force;
+    std::function<caf::actor(caf::actor)> make_bridge;
+    if (backend == "mqtt") {
+      mqtt_bridge_options mo;
+      mo.uri = cfg.get_string("kv.server.mqtt.uri", "mqtt://localhost:1883");
+      mo.client_id = "moatkv-" + so.name + "-" + std::to_string(::getpid());
+      make_bridge = [&sys, mo](caf::actor owner) { return spawn_mqtt_bridge(sys, mo, owner); };
+    } else {
+      serf_bridge_options sopt;
+      sopt.host = cfg.get_string("kv.server.serf.host", "127.0.0.1");
+      sopt.port = static_cast<uint16_t>(cfg.get_int("kv.server.serf.port", 7373));
+      make_bridge = [&sys, sopt](caf::actor owner) { return spawn_serf_bridge(sys, sopt, owner); };
+    }
+    gossip = spawn_gossip(sys, gopts, store, make_bridge);
+    // Serve clients only once the node has its data (§5.2 step 11).
+    caf::scoped_actor waiter{sys};
+    bool ready = false;
+    timespec poll_interval{0, 0};
+    while (!ready) {
+      waiter->request(gossip, std::chrono::milliseconds(200), ready_atom::value)
+          .receive([&](bool) { ready = true; }, [](const caf::error&) {});
+      if (!ready && sigtimedwait(&sigs, nullptr, &poll_interval) > 0) {
+        spdlog::info("stopped before the node became ready");
+        caf::anon_send_exit(gossip, caf::exit_reason::user_shutdown);
+        caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+        return 1;
+      }
+    }
+  }
   listener_handle lh = start_client_listener(sys, lopts, store, clock);
   if (!lh.actor) {
     caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
@@ -77,6 +175,7 @@ int run_server(const global_options& g, const server_options& so) {
   sigwait(&sigs, &sig);
   spdlog::info("signal {}: shutting down", sig);
   caf::anon_send_exit(lh.actor, caf::exit_reason::user_shutdown);
+  if (gossip) caf::anon_send_exit(gossip, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
   return 0;
 }
@@ -90,6 +189,10 @@ void add_server_command(CLI::App& app, global_options& g) {
   cmd->add_option("-I,--init", so->init,
                   "Initial value of the root entry; makes the node ready at once ('-' = None)");
   cmd->add_flag("-e,--eval", so->eval, "Parse the -I value as a literal (number, 'str', (1,2), …)");
+  cmd->add_flag("-a,--authoritative", so->authoritative,
+                "Treat fetched data as complete: ticks still missing count as superseded");
+  cmd->add_flag("-f,--force", so->force,
+                "Become ready even if ticks are still missing after a fetch");
   cmd->callback([&g, so] {
     spdlog::set_level(g.verbose >= 2 ? spdlog::level::debug
                       : g.verbose    ? spdlog::level::info

@@ -18,6 +18,11 @@ kv:
     backend: none
     buffer: 10
     root: moat.kv
+    ping:
+      cycle: 10
+      gap: 2
+    change:
+      length: 5
     bind_default:
       host: 127.0.0.1
       port: 27586
@@ -128,6 +133,17 @@ int64_t node_config::get_int(const std::string& dotted, int64_t dflt) const {
     return n.as<int64_t>();
   } catch (const YAML::Exception&) {
     throw config_error("config key " + dotted + " must be an integer, not '" + n.as<std::string>() +
+                       "'");
+  }
+}
+
+double node_config::get_double(const std::string& dotted, double dflt) const {
+  YAML::Node n = get(dotted);
+  if (!n.IsDefined() || !n.IsScalar()) return dflt;
+  try {
+    return n.as<double>();
+  } catch (const YAML::Exception&) {
+    throw config_error("config key " + dotted + " must be a number, not '" + n.as<std::string>() +
                        "'");
   }
 }

@@ -30,6 +30,7 @@ class node_config {
   YAML::Node get(const std::string& dotted) const;
   std::string get_string(const std::string& dotted, const std::string& dflt) const;
   int64_t get_int(const std::string& dotted, int64_t dflt) const;
+  double get_double(const std::string& dotted, double dflt) const;
 
   const YAML::Node& root() const { return root_; }
 

@@ -6,6 +6,12 @@
 //   tree_store -> session  : (event_atom, int64 seq, value msg)  a message of an open watch stream
 //   session  -> tree_store : (cancel_atom, conn, int64 seq)     the client stopped a watch
 //   session  -> tree_store : (closed_atom, conn)                the connection is gone
+//   anyone   -> tree_store : (store_call_atom, store_call)      run a function on the kv_store
+//                            inside the single writer; the reply is the function's value
+//
+// `store_call` is how the gossip actor and the persister use kv_store functions without one
+// atom per function: the closure runs in the tree_store actor (so the one-writer rule holds)
+// and must capture only values, never references to the caller's state.
 //
 // `value` and `action_result` only travel between actors of one process (the remote interface
 // of issue 7 gets its own inspectable types), so they are allowed as unsafe message types.
@@ -13,6 +19,8 @@
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
+
+#include <functional>
 
 #include "actors/tree_store/actions.hpp"
 #include "messages/value.hpp"
@@ -26,8 +34,16 @@ using reply_atom = caf::atom_constant<caf::atom("kv_reply")>;
 using event_atom = caf::atom_constant<caf::atom("kv_event")>;
 using cancel_atom = caf::atom_constant<caf::atom("kv_cancel")>;
 using closed_atom = caf::atom_constant<caf::atom("kv_closed")>;
+using store_call_atom = caf::atom_constant<caf::atom("kv_call")>;
+using ready_atom = caf::atom_constant<caf::atom("kv_ready")>;     // -> gossip: answered when ready
+using fetched_atom = caf::atom_constant<caf::atom("g_fetched")>;  // peer fetch -> gossip: done
+
+struct store_call {
+  std::function<value(kv_store&)> fn;
+};
 
 }  // namespace moatkv
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moatkv::value)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moatkv::action_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moatkv::store_call)

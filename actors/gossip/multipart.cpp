@@ -6,9 +6,13 @@ namespace moatkv {
 
 namespace {
 
-std::string part_key(size_t i) { return "_p" + std::to_string(i); }
+std::string part_key(size_t i) {
+  return "_p" + std::to_string(i);
+}
 
-bool has_key(const map& m, const std::string& k) { return map_find(m, k) != nullptr; }
+bool has_key(const map& m, const std::string& k) {
+  return map_find(m, k) != nullptr;
+}
 
 // Escape: _p0 … _p(j-1) → _p1 … _pj, _p0 = "".
 value escape(const value& msg) {
@@ -43,7 +47,8 @@ std::vector<std::string> pack_multipart(const value& msg, const std::string& nod
   std::vector<std::string> out;
   for (int64_t i = 1; i <= n; ++i) {
     std::string piece = whole.substr(static_cast<size_t>(i - 1) * chunk, chunk);
-    value part(map{{"_p0", array{value(node), value(seq), value(i == n ? -i : i), value(bin{piece})}}});
+    value part(
+        map{{"_p0", array{value(node), value(seq), value(i == n ? -i : i), value(bin{piece})}}});
     out.push_back(encode(part));
   }
   return out;
@@ -68,7 +73,8 @@ std::optional<value> multipart_assembler::feed(value msg, double now) {
       throw multipart_error("multipart: _p0 must be [node, seq, index, data]");
     const array& a = p0->as_array();
     int64_t seq, idx;
-    if (!a[0].is_str() || !a[1].get_int(seq) || !a[2].get_int(idx) || !(a[3].is_bin() || a[3].is_str()))
+    if (!a[0].is_str() || !a[1].get_int(seq) || !a[2].get_int(idx) ||
+        !(a[3].is_bin() || a[3].is_str()))
       throw multipart_error("multipart: malformed part header");
     bool last = idx < 0;
     if (last) idx = -idx;

@@ -76,6 +76,15 @@ caf::behavior tree_store_impl(caf::stateful_actor<tree_store_state>* self, tree_
       [self](cancel_atom, uint64_t conn, int64_t seq) {
         self->state.store->cancel_watch(conn, seq);
       },
+      [self](store_call_atom, store_call& call) -> value {
+        try {
+          return call.fn(*self->state.store);
+        } catch (const std::exception& e) {
+          // A store call is internal code; log loudly but keep the single writer alive.
+          spdlog::error("tree_store: store call failed: {}", e.what());
+          return value(map{{"error", std::string(e.what())}});
+        }
+      },
       [self](closed_atom, uint64_t conn) {
         auto it = self->state.sessions.find(conn);
         if (it != self->state.sessions.end()) {

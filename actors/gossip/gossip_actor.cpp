@@ -1,0 +1,478 @@
+#include "actors/gossip/gossip_actor.hpp"
+
+#include <chrono>
+#include <random>
+#include <set>
+
+#include <spdlog/spdlog.h>
+#include <caf/all.hpp>
+
+#include "actors/gossip/multipart.hpp"
+#include "actors/gossip/peer_fetch.hpp"
+#include "actors/gossip/ping_actor.hpp"
+#include "actors/tree_store/actions.hpp"
+#include "messages/backend_messages.hpp"
+#include "messages/msgpack_codec.hpp"
+#include "messages/node_messages.hpp"
+
+namespace moatkv {
+
+namespace {
+
+using ping_timer_atom = caf::atom_constant<caf::atom("g_ptimer")>;
+using recover_atom = caf::atom_constant<caf::atom("g_recover")>;
+using resend_atom = caf::atom_constant<caf::atom("g_resend")>;
+using ask_missing_atom = caf::atom_constant<caf::atom("g_askmiss")>;
+using local_update_atom = caf::atom_constant<caf::atom("g_local")>;
+
+// Split recovery (§5.6): one control per RecoverEvent, stepping on timers.
+//
+//   step 1: wait clock·(1−2^-prio) for another local node's `ticks` ─timeout─▶ send info ticks
+//   step 2: wait clock·(2−2^-prio)/2 for its `missing`          ─timeout─▶ send info missing
+//   step 3: after clock·(1−2^-prio): resend what peers miss; then forget the control
+struct recovery {
+  int prio = 0;
+  std::set<std::string> local;
+  std::set<std::string> remote;
+  bool signal1 = false;
+  bool signal2 = false;
+};
+
+struct gossip_state {
+  gossip_options opts;
+  caf::actor store;
+  caf::actor bridge;
+  std::unique_ptr<ping_actor> ping;
+  multipart_assembler assembler;
+  uint64_t part_seq = 0;
+  std::mt19937_64 rng{std::random_device{}()};
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  bool link_up = false;
+  bool ping_started = false;
+  bool ready = false;
+  bool fetch_running = false;
+  bool asking_missing = false;  // after a fetch with gaps (do_send_missing)
+  double ask_clock = 0;
+  uint64_t ping_generation = 0;
+  bool resend_running = false;
+  bool resend_again = false;
+  uint64_t next_recovery = 1;
+  std::map<uint64_t, recovery> recoveries;
+  std::vector<caf::response_promise> ready_waiters;
+  caf::actor fetcher;
+
+  double now() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  double rand01() { return std::uniform_real_distribution<double>(0, 1)(rng); }
+  std::string topic(const char* action) const { return opts.root_topic + "/" + action; }
+};
+
+using gossip_actor = caf::stateful_actor<gossip_state>;
+
+std::chrono::microseconds seconds(double s) {
+  return std::chrono::microseconds(static_cast<int64_t>(std::max(s, 0.0) * 1e6));
+}
+
+// Run `fn` on the kv_store inside the tree_store actor, fire and forget. Sent anonymously:
+// CAF returns a handler's result to the sender even for a plain send, and we want none.
+void store_do(gossip_actor* self, std::function<value(kv_store&)> fn) {
+  caf::anon_send(self->state.store, store_call_atom::value, store_call{std::move(fn)});
+}
+
+void publish(gossip_actor* self, const char* action, const value& msg) {
+  auto& st = self->state;
+  if (st.opts.chunk_messages) {
+    for (auto& payload : pack_multipart(msg, st.opts.node_name, st.part_seq))
+      self->send(st.bridge, publish_atom::value, st.topic(action), std::move(payload));
+  } else {
+    self->send(st.bridge, publish_atom::value, st.topic(action), encode(msg));
+  }
+}
+
+void become_ready(gossip_actor* self) {
+  auto& st = self->state;
+  if (st.ready) return;
+  st.ready = true;
+  spdlog::info("gossip {}: ready", st.opts.node_name);
+  for (auto& rp : st.ready_waiters) rp.deliver(true);
+  st.ready_waiters.clear();
+}
+
+void schedule_ping(gossip_actor* self) {
+  auto& st = self->state;
+  if (!st.ping) return;
+  auto deadline = st.ping->next_deadline();
+  if (!deadline) return;
+  self->delayed_send(self, seconds(*deadline - st.now()), ping_timer_atom::value,
+                     ++st.ping_generation);
+}
+
+// §5.7 _send_missing: ask for ticks we lack (force: even if none).
+void send_missing(gossip_actor* self, bool force) {
+  self->request(self->state.store, caf::infinite, store_call_atom::value,
+                store_call{[force](kv_store& s) { return s.info_missing(force); }})
+      .then([self](value& msg) {
+        if (msg.is_map()) publish(self, "info", msg);
+      });
+}
+
+// §5.7 _run_send_missing: one resend round at a time; a request during a round asks for another.
+void run_send_missing(gossip_actor* self, std::optional<int> prio) {
+  auto& st = self->state;
+  if (st.resend_running) {
+    st.resend_again = true;
+    return;
+  }
+  st.resend_running = true;
+  double cycle = st.opts.ping_cycle;
+  double delay = prio ? cycle * (1 - std::ldexp(1.0, -*prio) / 2 - st.rand01() / 5)
+                      : cycle * (1 + st.rand01() / 3);
+  self->delayed_send(self, seconds(delay), resend_atom::value);
+}
+
+void start_fetch(gossip_actor* self, std::vector<std::string> nodes);
+
+void on_recover(gossip_actor* self, const ping_actor::recover_event& ev) {
+  auto& st = self->state;
+  if (!st.ready) return;
+  std::set<std::string> remote(ev.remote_nodes.begin(), ev.remote_nodes.end());
+  // §5.6: a newer recovery covering the same remote nodes is not started twice.
+  for (const auto& [id, r] : st.recoveries)
+    if (r.remote == remote) return;
+  recovery r;
+  r.prio = static_cast<int>(std::min<int64_t>(ev.prio, 30));
+  r.remote = remote;
+  for (const auto& n : ev.local_nodes)
+    if (!remote.count(n)) r.local.insert(n);
+  uint64_t id = st.next_recovery++;
+  st.recoveries[id] = r;
+  double clock = st.opts.ping_cycle;
+  spdlog::info("gossip {}: split recovery (prio {})", st.opts.node_name, r.prio);
+  self->delayed_send(self, seconds(clock * (1 - std::ldexp(1.0, -r.prio))), recover_atom::value, id,
+                     1);
+}
+
+void handle_ping_event(gossip_actor* self, const ping_actor::event& ev) {
+  auto& st = self->state;
+  if (std::holds_alternative<ping_actor::tag_event>(ev)) {
+    send_missing(self, false);
+  } else if (auto* g = std::get_if<ping_actor::good_node_event>(&ev)) {
+    if (!st.ready && !st.fetch_running) start_fetch(self, g->nodes);
+  } else if (auto* r = std::get_if<ping_actor::recover_event>(&ev)) {
+    on_recover(self, *r);
+  } else if (auto* raw = std::get_if<ping_actor::raw_event>(&ev)) {
+    // §4.6 RawMsgEvent: learn node names, ticks and tocks from every ping message.
+    value msg = raw->msg;
+    store_do(self, [msg](kv_store& s) {
+      std::string name;
+      if (const value* n = msg.find("node"); n && n->is_str()) {
+        name = n->as_str();
+      } else if (const value* h = msg.find("history");
+                 h && h->is_array() && !h->as_array().empty() && h->as_array()[0].is_str()) {
+        name = h->as_array()[0].as_str();
+      }
+      if (name.empty()) return value();
+      std::optional<uint64_t> tick, tock;
+      if (const value* v = msg.find("value"); v && v->is_array() && v->as_array().size() == 2) {
+        int64_t a, b;
+        if (v->as_array()[0].get_int(a) && a >= 0) tock = static_cast<uint64_t>(a);
+        if (v->as_array()[1].get_int(b) && b >= 0) tick = static_cast<uint64_t>(b);
+      }
+      s.note_node(name, tick, tock);
+      return value();
+    });
+  } else if (std::holds_alternative<ping_actor::collision_event>(ev)) {
+    spdlog::error("gossip {}: another node uses the name {} (own init seen twice)",
+                  st.opts.node_name, st.opts.node_name);
+  } else if (std::holds_alternative<ping_actor::echo_missing_event>(ev)) {
+    spdlog::warn("gossip {}: own ping init not echoed by the backend", st.opts.node_name);
+  }
+}
+
+// Config numbers keep their wire type (an integral gap goes out as an int, as the original's).
+value config_number(double d) {
+  if (d == static_cast<double>(static_cast<int64_t>(d))) return value(static_cast<int64_t>(d));
+  return value(d);
+}
+
+void make_ping(gossip_actor* self) {
+  auto& st = self->state;
+  ping_config cfg = ping_config::server_ping();
+  cfg.cycle = config_number(st.opts.ping_cycle);
+  cfg.gap = config_number(st.opts.ping_gap);
+  ping_actor::hooks h;
+  h.send = [self](const value& msg) {
+    self->send(self->state.bridge, publish_atom::value, self->state.topic("ping"), encode(msg));
+  };
+  h.on_event = [self](const ping_actor::event& ev) { handle_ping_event(self, ev); };
+  h.random = [self] { return self->state.rand01(); };
+  st.ping = std::make_unique<ping_actor>(st.opts.node_name, cfg, std::move(h));
+}
+
+void on_update(gossip_actor* self, value msg) {
+  // Own updates come back from the broker: applying them would be a no-op (same chain head).
+  if (const value* n = msg.find("node");
+      n && n->is_str() && n->as_str() == self->state.opts.node_name && !msg.find("chain"))
+    return;
+  store_do(self, [m = std::move(msg)](kv_store& s) {
+    s.apply_update(m);
+    return value();
+  });
+}
+
+void on_info(gossip_actor* self, value msg) {
+  auto& st = self->state;
+  if (const value* n = msg.find("node"); n && n->is_str() && n->as_str() == st.opts.node_name)
+    return;  // own info
+  self->request(
+          st.store, caf::infinite, store_call_atom::value,
+          store_call{[m = std::move(msg)](kv_store& s) { return s.process_info(m).to_value(); }})
+      .then([self](value& res) {
+        auto& st = self->state;
+        if (!res.is_map()) return;
+        std::string from;
+        if (const value* f = res.find("from"); f && f->is_str()) from = f->as_str();
+        bool ticks =
+            res.find("ticks") && res.find("ticks")->is_bool() && res.find("ticks")->as_bool();
+        bool missing =
+            res.find("missing") && res.find("missing")->is_bool() && res.find("missing")->as_bool();
+        bool resend =
+            res.find("resend") && res.find("resend")->is_bool() && res.find("resend")->as_bool();
+        for (auto& [id, r] : st.recoveries) {
+          if (!r.local.count(from)) continue;
+          if (ticks) r.signal1 = true;
+          if (missing) r.signal2 = true;
+        }
+        if (resend) run_send_missing(self, std::nullopt);
+      });
+}
+
+void on_received(gossip_actor* self, const std::string& topic, const std::string& payload) {
+  auto& st = self->state;
+  const std::string prefix = st.opts.root_topic + "/";
+  if (topic.compare(0, prefix.size(), prefix) != 0) return;
+  std::string action = topic.substr(prefix.size());
+  value msg;
+  try {
+    msg = decode(payload);
+  } catch (const decode_error& e) {
+    spdlog::warn("gossip {}: dropped undecodable message on {}: {}", st.opts.node_name, topic,
+                 e.what());
+    return;
+  }
+  if (action == "ping") {
+    if (st.ping) {
+      if (auto why = st.ping->receive(msg, st.now()))
+        spdlog::debug("gossip {}: ignored ping message: {}", st.opts.node_name, *why);
+      schedule_ping(self);
+    }
+    return;
+  }
+  if (action != "update" && action != "info") return;
+  if (!msg.is_map()) {
+    spdlog::warn("gossip {}: dropped a non-map message on {}", st.opts.node_name, topic);
+    return;
+  }
+  std::optional<value> whole;
+  try {
+    whole = st.assembler.feed(std::move(msg), st.now());
+  } catch (const multipart_error& e) {
+    spdlog::warn("gossip {}: dropped a bad part on {}: {}", st.opts.node_name, topic, e.what());
+    return;
+  }
+  if (!whole || (whole->is_map() && whole->as_map().empty())) return;
+  if (action == "update")
+    on_update(self, std::move(*whole));
+  else
+    on_info(self, std::move(*whole));
+}
+
+// Where a peer's client port is (§5.5): kv.hostmap, else the name itself (+ kv.domain).
+std::pair<std::string, uint16_t> peer_address(const gossip_options& o, const std::string& name) {
+  if (auto it = o.hostmap.find(name); it != o.hostmap.end()) return it->second;
+  std::string host = name;
+  if (!o.domain.empty() && host.find('.') == std::string::npos && host != "localhost")
+    host += "." + o.domain;
+  return {host, o.default_port};
+}
+
+void start_fetch(gossip_actor* self, std::vector<std::string> nodes) {
+  auto& st = self->state;
+  std::vector<peer_address_entry> peers;
+  for (const auto& n : nodes) {
+    if (n == st.opts.node_name) continue;
+    auto [host, port] = peer_address(st.opts, n);
+    peers.push_back({n, host, port});
+  }
+  if (peers.empty()) return;
+  st.fetch_running = true;
+  spdlog::info("gossip {}: fetching the tree from {}", st.opts.node_name, peers.front().name);
+  st.fetcher = spawn_peer_fetch(self->system(), st.opts.node_name, std::move(peers), st.store,
+                                caf::actor_cast<caf::actor>(self));
+}
+
+// After a fetch: ask for missing ticks until none are left (§5.7 do_send_missing).
+void ask_missing_round(gossip_actor* self) {
+  auto& st = self->state;
+  self->request(st.store, caf::infinite, store_call_atom::value,
+                store_call{[](kv_store& s) { return value(s.has_local_missing()); }})
+      .then([self](value& has) {
+        auto& st = self->state;
+        if (!has.as_bool() || st.opts.force) {
+          st.asking_missing = false;
+          store_do(self, [](kv_store& s) {
+            s.init_own_tick();
+            return value();
+          });
+          become_ready(self);
+          return;
+        }
+        send_missing(self, false);
+        st.ask_clock *= 1 + st.rand01() / 2;
+        self->delayed_send(self, seconds(st.ask_clock), ask_missing_atom::value);
+      });
+}
+
+caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor store,
+                          std::function<caf::actor(caf::actor)> make_bridge) {
+  auto& st = self->state;
+  st.opts = std::move(opts);
+  st.store = store;
+  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
+    try {
+      std::rethrow_exception(eptr);
+    } catch (const std::exception& e) {
+      spdlog::critical("gossip actor failed: {}", e.what());
+    }
+    return caf::exit_reason::unhandled_exception;
+  });
+  st.bridge = make_bridge(caf::actor_cast<caf::actor>(self));
+  self->link_to(st.bridge);
+  for (const char* a : {"update", "info", "ping"})
+    self->send(st.bridge, subscribe_atom::value, st.topic(a));
+  make_ping(self);
+  // Local changes go out as updates; the store tells us whether we have data already.
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  int change_length = st.opts.change_length;
+  self->request(
+          store, caf::infinite, store_call_atom::value,
+          store_call{[me, change_length](kv_store& s) {
+            s.set_update_emitter(
+                [me](value msg) { caf::anon_send(me, local_update_atom::value, std::move(msg)); },
+                change_length);
+            return value(s.own_tick().has_value());
+          }})
+      .then([self](value& has_tick) {
+        if (has_tick.as_bool()) become_ready(self);
+      });
+  return {
+      [self](link_atom, bool up) {
+        auto& st = self->state;
+        st.link_up = up;
+        spdlog::info("gossip {}: backend link {}", st.opts.node_name, up ? "up" : "down");
+        if (up && !st.ping_started) {
+          st.ping_started = true;
+          st.ping->start(st.now());
+          schedule_ping(self);
+        } else if (up && st.ready) {
+          // Back after an outage: tell the others what we lack; they answer with resends.
+          send_missing(self, true);
+        }
+      },
+      [self](received_atom, const std::string& topic, const std::string& payload) {
+        on_received(self, topic, payload);
+      },
+      [self](local_update_atom, value& msg) { publish(self, "update", msg); },
+      [self](ping_timer_atom, uint64_t gen) {
+        auto& st = self->state;
+        if (gen != st.ping_generation || !st.ping) return;
+        // Refresh the advertised [tock, tick] right before the actor may ping.
+        self->request(st.store, caf::infinite, store_call_atom::value,
+                      store_call{[](kv_store& s) { return s.ping_value(); }})
+            .then([self, gen](value& v) {
+              auto& st = self->state;
+              if (gen != st.ping_generation) return;
+              st.ping->set_value(v);
+              st.ping->on_timer(st.now());
+              schedule_ping(self);
+            });
+      },
+      [self](recover_atom, uint64_t id, int step) {
+        auto& st = self->state;
+        auto it = st.recoveries.find(id);
+        if (it == st.recoveries.end()) return;
+        recovery& r = it->second;
+        double clock = st.opts.ping_cycle;
+        double f = std::ldexp(1.0, -r.prio);
+        if (step == 1) {
+          if (!r.signal1)
+            self->request(st.store, caf::infinite, store_call_atom::value,
+                          store_call{[](kv_store& s) { return s.info_ticks(); }})
+                .then([self](value& msg) { publish(self, "info", msg); });
+          self->delayed_send(self, seconds(clock * (2 - f) / 2), recover_atom::value, id, 2);
+        } else if (step == 2) {
+          if (!r.signal2) send_missing(self, true);
+          self->delayed_send(self, seconds(clock * (1 - f)), recover_atom::value, id, 3);
+        } else {
+          run_send_missing(self, r.prio);
+          st.recoveries.erase(it);
+          store_do(self, [](kv_store& s) {
+            s.clear_seen_missing();
+            return value();
+          });
+        }
+      },
+      [self](resend_atom) {
+        auto& st = self->state;
+        self->request(st.store, caf::infinite, store_call_atom::value,
+                      store_call{[](kv_store& s) { return value(s.missing_data()); }})
+            .then([self](value& msgs) {
+              auto& st = self->state;
+              for (const auto& m : msgs.as_array())
+                publish(self, m.find("path") ? "update" : "info", m);
+              if (st.resend_again) {
+                st.resend_again = false;
+                self->delayed_send(self, seconds(st.opts.ping_gap), resend_atom::value);
+              } else {
+                st.resend_running = false;
+              }
+            });
+      },
+      [self](fetched_atom, bool ok, const std::string& detail) {
+        auto& st = self->state;
+        st.fetch_running = false;
+        st.fetcher = caf::actor{};
+        if (!ok) {
+          spdlog::warn("gossip {}: fetching the tree failed: {}", st.opts.node_name, detail);
+          return;  // the next GoodNodeEvent tries again
+        }
+        spdlog::info("gossip {}: fetched the tree ({})", st.opts.node_name, detail);
+        if (st.opts.authoritative)
+          store_do(self, [](kv_store& s) {
+            s.discard_all_missing();
+            return value();
+          });
+        st.asking_missing = true;
+        st.ask_clock = st.opts.ping_gap;
+        ask_missing_round(self);
+      },
+      [self](ask_missing_atom) { ask_missing_round(self); },
+      [self](ready_atom) -> caf::result<bool> {
+        auto& st = self->state;
+        if (st.ready) return true;
+        auto rp = self->make_response_promise<bool>();
+        st.ready_waiters.push_back(rp);
+        return rp;
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_gossip(caf::actor_system& sys, gossip_options opts, caf::actor tree_store,
+                        std::function<caf::actor(caf::actor owner)> make_bridge) {
+  return sys.spawn(gossip_impl, std::move(opts), std::move(tree_store), std::move(make_bridge));
+}
+
+}  // namespace moatkv

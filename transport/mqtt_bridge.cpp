@@ -1,0 +1,419 @@
+// The MQTT backend bridge (see mqtt_bridge.hpp for the contract and the reconnect diagram).
+#include "transport/mqtt_bridge.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <set>
+#include <string_view>
+
+#include <MQTTAsync.h>
+#include <spdlog/spdlog.h>
+#include <caf/all.hpp>
+
+#include "messages/backend_messages.hpp"
+
+namespace moatkv {
+
+// ---------------------------------------------------------------------------------------------
+// MQTT topic syntax (MQTT 3.1.1 §4.7)
+
+namespace mqtt_topic {
+
+bool topic_valid(std::string_view topic) {
+  return !topic.empty() && topic.size() <= 65535 &&
+         topic.find_first_of(std::string_view("+#\0", 3)) == std::string_view::npos;
+}
+
+bool filter_valid(std::string_view filter) {
+  if (filter.empty() || filter.size() > 65535 || filter.find('\0') != std::string_view::npos)
+    return false;
+  size_t start = 0;
+  for (;;) {
+    size_t end = filter.find('/', start);
+    std::string_view level =
+        filter.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (level.find_first_of("+#") != std::string_view::npos && level.size() != 1) return false;
+    if (level == "#" && end != std::string_view::npos) return false;  // '#' must be last
+    if (end == std::string_view::npos) return true;
+    start = end + 1;
+  }
+}
+
+bool matches(std::string_view filter, std::string_view topic) {
+  // Wildcards at the first level do not match topics starting with '$' (§4.7.2).
+  if (!topic.empty() && topic[0] == '$' && !filter.empty() &&
+      (filter[0] == '+' || filter[0] == '#'))
+    return false;
+  size_t f = 0, t = 0;
+  for (;;) {
+    size_t fe = filter.find('/', f);
+    std::string_view flevel = filter.substr(f, fe == filter.npos ? filter.npos : fe - f);
+    if (flevel == "#") return true;      // also matches the parent level ("a/#" matches "a")
+    if (t > topic.size()) return false;  // topic exhausted, filter is not
+    size_t te = topic.find('/', t);
+    std::string_view tlevel = topic.substr(t, te == topic.npos ? topic.npos : te - t);
+    if (flevel != "+" && flevel != tlevel) return false;
+    bool f_last = fe == filter.npos, t_last = te == topic.npos;
+    if (f_last && t_last) return true;
+    if (f_last) return false;
+    f = fe + 1;
+    // Past the topic's last level: only a trailing "/#" can still match.
+    t = t_last ? topic.size() + 1 : te + 1;
+  }
+}
+
+}  // namespace mqtt_topic
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// Internal messages (paho callbacks and timers -> the bridge actor).
+using mq_conn_atom = caf::atom_constant<caf::atom("mq_conn")>;    // connect succeeded
+using mq_cfail_atom = caf::atom_constant<caf::atom("mq_cfail")>;  // (int code, string text)
+using mq_lost_atom = caf::atom_constant<caf::atom("mq_lost")>;    // connection lost
+using mq_suback_atom =
+    caf::atom_constant<caf::atom("mq_suback")>;                   // (int token, bool ok, int code)
+using mq_msg_atom = caf::atom_constant<caf::atom("mq_msg")>;      // (topic, payload)
+using mq_retry_atom = caf::atom_constant<caf::atom("mq_retry")>;  // (uint64 epoch)
+
+constexpr auto backoff_min = std::chrono::milliseconds(100);
+constexpr auto backoff_max = std::chrono::milliseconds(5000);
+
+// What a paho callback may touch: immutable after construction.
+struct callback_target {
+  caf::actor_addr bridge;  // weak: the client (owned by the bridge) must not keep it alive
+};
+
+template <class... Ts>
+void to_bridge(void* context, Ts&&... xs) {
+  const auto* target = static_cast<const callback_target*>(context);
+  if (auto bridge = caf::actor_cast<caf::actor>(target->bridge))
+    caf::anon_send(bridge, std::forward<Ts>(xs)...);
+}
+
+// paho callbacks: run on paho's threads with paho's global mutex held. They copy what they get
+// and hand it to the actor; they never block and never call back into paho.
+
+int on_message(void* context, char* topic_name, int topic_len, MQTTAsync_message* msg) {
+  size_t tlen = topic_len > 0 ? static_cast<size_t>(topic_len) : std::strlen(topic_name);
+  std::string topic(topic_name, tlen);
+  std::string payload(static_cast<const char*>(msg->payload),
+                      static_cast<size_t>(std::max(msg->payloadlen, 0)));
+  MQTTAsync_freeMessage(&msg);
+  MQTTAsync_free(topic_name);
+  to_bridge(context, mq_msg_atom::value, std::move(topic), std::move(payload));
+  return 1;
+}
+
+void on_connection_lost(void* context, char* cause) {
+  to_bridge(context, mq_lost_atom::value, std::string(cause ? cause : ""));
+}
+
+void on_connect_success(void* context, MQTTAsync_successData*) {
+  to_bridge(context, mq_conn_atom::value);
+}
+
+void on_connect_failure(void* context, MQTTAsync_failureData* data) {
+  int code = data ? data->code : MQTTASYNC_FAILURE;
+  std::string text = data && data->message ? data->message : "";
+  to_bridge(context, mq_cfail_atom::value, code, std::move(text));
+}
+
+void on_subscribe_success(void* context, MQTTAsync_successData* data) {
+  // For a batch paho reports success even if the broker refused some filters (qosList has
+  // 0x80 there); the batch is still complete.
+  to_bridge(context, mq_suback_atom::value, data ? data->token : 0, true, 0);
+}
+
+void on_subscribe_failure(void* context, MQTTAsync_failureData* data) {
+  to_bridge(context, mq_suback_atom::value, data ? data->token : 0, false,
+            data ? data->code : MQTTASYNC_FAILURE);
+}
+
+// Owns the paho client and the context its callbacks get.
+//
+// Teardown: paho 1.3 invokes every callback (message, connection lost, connect and subscribe
+// results) with its global `mqttasync_mutex` held, and `MQTTAsync_destroy` takes the same mutex
+// before it closes the session (DISCONNECT packet, socket close), drops the client's queued
+// commands (their callbacks are not called) and unlinks the client from paho's lists. So when
+// destroy returns, no callback of this client is running and none can start; only then is the
+// context freed (member order). Destroy is never called from a callback (paho forbids it; it
+// would deadlock on that mutex), and the callbacks take no lock of ours, so there is no lock
+// order to invert. Messages a callback sent just before are in the mailbox of a terminating
+// actor and are dropped by CAF.
+class paho_client {
+ public:
+  paho_client() = default;
+  paho_client(const paho_client&) = delete;
+  paho_client& operator=(const paho_client&) = delete;
+  ~paho_client() {
+    if (handle_) MQTTAsync_destroy(&handle_);
+    // target_ is destroyed after this body: no callback can reach it any more.
+  }
+
+  // Returns an error text, or empty on success.
+  std::string create(const mqtt_bridge_options& opts, const std::string& client_id,
+                     caf::actor_addr bridge) {
+    target_ = std::make_unique<callback_target>(callback_target{std::move(bridge)});
+    MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
+    copts.MQTTVersion = MQTTVERSION_3_1_1;
+    copts.sendWhileDisconnected = 0;
+    // Applies while connected too: the default 100 makes a burst fail with -12.
+    copts.maxBufferedMessages = std::max(opts.max_buffered, 1);
+    int rc = MQTTAsync_createWithOptions(&handle_, opts.uri.c_str(), client_id.c_str(),
+                                         MQTTCLIENT_PERSISTENCE_NONE, nullptr, &copts);
+    if (rc != MQTTASYNC_SUCCESS) {
+      handle_ = nullptr;
+      return "MQTTAsync_create(" + opts.uri + "): " + MQTTAsync_strerror(rc);
+    }
+    rc = MQTTAsync_setCallbacks(handle_, target_.get(), on_connection_lost, on_message, nullptr);
+    if (rc != MQTTASYNC_SUCCESS)
+      return std::string("MQTTAsync_setCallbacks: ") + std::to_string(rc);
+    return {};
+  }
+
+  MQTTAsync handle() const { return handle_; }
+  void* context() const { return target_.get(); }
+
+ private:
+  std::unique_ptr<callback_target> target_;
+  MQTTAsync handle_ = nullptr;
+};
+
+enum class link_state { connecting, subscribing, up, waiting, broken };
+
+struct mqtt_state {
+  static inline const char* name = "mqtt_bridge";
+
+  mqtt_bridge_options opts;
+  std::string client_id;
+  caf::actor owner;
+  paho_client client;
+  link_state state = link_state::connecting;
+  bool reported_up = false;  // the last link message sent to the owner was `true`
+  std::set<std::string> filters;
+  int batch_token = -1;  // token of the subscribe batch that completes `subscribing`
+  std::chrono::milliseconds backoff = backoff_min;
+  uint64_t retry_epoch = 0;
+  // Publications dropped in this outage (reported when the link comes back).
+  uint64_t dropped_outage = 0;
+  bool warned_outage = false;
+  uint64_t attempts = 0;  // connect attempts in this outage (for the log)
+};
+
+using mqtt_actor = caf::stateful_actor<mqtt_state>;
+
+std::string make_client_id() {
+  static std::atomic<uint32_t> counter{0};
+  std::random_device rd;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "moatkv-%d-%u-%08x", static_cast<int>(getpid()),
+                counter.fetch_add(1), static_cast<unsigned>(rd()));
+  return buf;
+}
+
+void schedule_retry(mqtt_actor* self) {
+  auto& st = self->state;
+  st.state = link_state::waiting;
+  self->delayed_send(self, st.backoff, mq_retry_atom::value, ++st.retry_epoch);
+  st.backoff = std::min(st.backoff * 2, std::chrono::milliseconds(backoff_max));
+}
+
+void report_down(mqtt_actor* self) {
+  auto& st = self->state;
+  if (st.reported_up) {
+    st.reported_up = false;
+    self->send(st.owner, link_atom::value, false);
+  }
+}
+
+void report_up(mqtt_actor* self) {
+  auto& st = self->state;
+  st.state = link_state::up;
+  st.backoff = backoff_min;
+  if (st.dropped_outage > 0)
+    spdlog::warn("mqtt bridge {}: link up; {} publication(s) dropped while it was down",
+                 st.opts.uri, st.dropped_outage);
+  else
+    spdlog::info("mqtt bridge {}: link up", st.opts.uri);
+  st.dropped_outage = 0;
+  st.warned_outage = false;
+  st.attempts = 0;
+  if (!st.reported_up) {
+    st.reported_up = true;
+    self->send(st.owner, link_atom::value, true);
+  }
+}
+
+// Subscribe one or more filters; `batch`: its completion brings the link up.
+bool subscribe_filters(mqtt_actor* self, const std::vector<std::string>& filters, bool batch) {
+  auto& st = self->state;
+  std::vector<char*> topics;
+  std::vector<int> qos(filters.size(), 0);
+  for (auto& f : filters) topics.push_back(const_cast<char*>(f.c_str()));
+  MQTTAsync_responseOptions ropts = MQTTAsync_responseOptions_initializer;
+  ropts.onSuccess = on_subscribe_success;
+  ropts.onFailure = on_subscribe_failure;
+  ropts.context = st.client.context();
+  int rc = MQTTAsync_subscribeMany(st.client.handle(), static_cast<int>(filters.size()),
+                                   topics.data(), qos.data(), &ropts);
+  if (rc != MQTTASYNC_SUCCESS) {
+    spdlog::error("mqtt bridge {}: subscribe refused by the client library ({})", st.opts.uri,
+                  MQTTAsync_strerror(rc));
+    return false;
+  }
+  if (batch) st.batch_token = ropts.token;
+  return true;
+}
+
+void on_connected(mqtt_actor* self) {
+  auto& st = self->state;
+  if (st.state != link_state::connecting) return;
+  if (st.filters.empty()) return report_up(self);
+  st.state = link_state::subscribing;
+  std::vector<std::string> all(st.filters.begin(), st.filters.end());
+  if (!subscribe_filters(self, all, true)) {
+    // The client library refused while connected: start over with a fresh connection.
+    MQTTAsync_disconnectOptions dopts = MQTTAsync_disconnectOptions_initializer;
+    MQTTAsync_disconnect(st.client.handle(), &dopts);
+    schedule_retry(self);
+  }
+}
+
+void start_connect(mqtt_actor* self) {
+  auto& st = self->state;
+  st.state = link_state::connecting;
+  ++st.attempts;
+  MQTTAsync_connectOptions copts = MQTTAsync_connectOptions_initializer;
+  copts.MQTTVersion = MQTTVERSION_3_1_1;
+  copts.cleansession = 1;
+  copts.keepAliveInterval = 10;  // a silent broker is noticed within ~1.5 keep-alives
+  copts.connectTimeout = 5;      // a port that accepts but never answers CONNECT
+  copts.automaticReconnect = 0;  // paho's intervals are whole seconds; ours start at 0.1 s
+  copts.onSuccess = on_connect_success;
+  copts.onFailure = on_connect_failure;
+  copts.context = st.client.context();
+  int rc = MQTTAsync_connect(st.client.handle(), &copts);
+  if (rc != MQTTASYNC_SUCCESS) {
+    spdlog::warn("mqtt bridge {}: connect not started: {}", st.opts.uri, MQTTAsync_strerror(rc));
+    schedule_retry(self);
+  }
+}
+
+void count_drop(mqtt_actor* self, const char* why) {
+  auto& st = self->state;
+  ++st.dropped_outage;
+  if (!st.warned_outage) {
+    st.warned_outage = true;
+    spdlog::warn("mqtt bridge {}: dropping publications ({}); further drops are counted",
+                 st.opts.uri, why);
+  }
+}
+
+caf::behavior mqtt_bridge_impl(mqtt_actor* self, mqtt_bridge_options opts, caf::actor owner) {
+  auto& st = self->state;
+  st.opts = std::move(opts);
+  st.owner = std::move(owner);
+  st.client_id = st.opts.client_id.empty() ? make_client_id() : st.opts.client_id;
+  self->monitor(st.owner);
+  self->set_down_handler([self](const caf::down_msg& msg) {
+    if (msg.source == self->state.owner.address()) self->quit(msg.reason);
+  });
+  std::string err = st.client.create(st.opts, st.client_id, self->address());
+  if (!err.empty()) {
+    // A bad URI cannot get better by retrying: stay alive (the node keeps serving), link down.
+    spdlog::error("mqtt bridge: {}", err);
+    st.state = link_state::broken;
+  } else {
+    start_connect(self);
+  }
+  return {
+      [self](publish_atom, std::string& topic, std::string& payload) {
+        auto& st = self->state;
+        if (st.state == link_state::broken || st.state == link_state::connecting ||
+            st.state == link_state::waiting)
+          return count_drop(self, "link down");
+        if (!mqtt_topic::topic_valid(topic)) {
+          spdlog::error("mqtt bridge {}: not a valid topic name to publish on: '{}'", st.opts.uri,
+                        topic);
+          return;
+        }
+        int rc = MQTTAsync_send(st.client.handle(), topic.c_str(), static_cast<int>(payload.size()),
+                                payload.data(), 0, 0, nullptr);
+        if (rc != MQTTASYNC_SUCCESS) count_drop(self, MQTTAsync_strerror(rc));
+      },
+      [self](subscribe_atom, std::string& filter) {
+        auto& st = self->state;
+        if (!mqtt_topic::filter_valid(filter)) {
+          spdlog::error("mqtt bridge {}: invalid topic filter '{}' ignored", st.opts.uri, filter);
+          return;
+        }
+        if (!st.filters.insert(filter).second) return;
+        // While connecting/waiting it is subscribed with the batch after the next connect.
+        if (st.state == link_state::up || st.state == link_state::subscribing)
+          subscribe_filters(self, {filter}, false);
+      },
+      [self](mq_msg_atom, std::string& topic, std::string& payload) {
+        auto& st = self->state;
+        // Once per matching filter (the broker sends one copy for overlapping filters).
+        size_t n = 0;
+        for (auto& f : st.filters)
+          if (mqtt_topic::matches(f, topic)) ++n;
+        for (size_t i = 0; i + 1 < n; ++i)
+          self->send(st.owner, received_atom::value, topic, payload);
+        if (n > 0) self->send(st.owner, received_atom::value, std::move(topic), std::move(payload));
+      },
+      [self](mq_conn_atom) {
+        auto& st = self->state;
+        spdlog::debug("mqtt bridge {}: connected as {}", st.opts.uri, st.client_id);
+        on_connected(self);
+      },
+      [self](mq_cfail_atom, int code, std::string& text) {
+        auto& st = self->state;
+        if (st.state != link_state::connecting) return;
+        // Once per outage at info level, then at debug (a broker may stay away for long).
+        auto level = st.attempts == 1 ? spdlog::level::info : spdlog::level::debug;
+        spdlog::log(level, "mqtt bridge {}: connect failed ({} {}); retrying in {} ms", st.opts.uri,
+                    code, text, st.backoff.count());
+        schedule_retry(self);
+      },
+      [self](mq_lost_atom, std::string& cause) {
+        auto& st = self->state;
+        if (st.state != link_state::up && st.state != link_state::subscribing) return;
+        spdlog::warn("mqtt bridge {}: connection lost{}{}", st.opts.uri, cause.empty() ? "" : ": ",
+                     cause);
+        st.attempts = 0;
+        report_down(self);
+        schedule_retry(self);
+      },
+      [self](mq_suback_atom, int token, bool ok, int code) {
+        auto& st = self->state;
+        if (!ok)
+          spdlog::error(
+              "mqtt bridge {}: subscribe failed ({}); filters are retried after the "
+              "next reconnect",
+              st.opts.uri, code);
+        if (st.state == link_state::subscribing && token == st.batch_token) report_up(self);
+      },
+      [self](mq_retry_atom, uint64_t epoch) {
+        auto& st = self->state;
+        if (epoch != st.retry_epoch || st.state != link_state::waiting) return;
+        start_connect(self);
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_mqtt_bridge(caf::actor_system& sys, mqtt_bridge_options opts, caf::actor owner) {
+  return sys.spawn(mqtt_bridge_impl, std::move(opts), std::move(owner));
+}
+
+}  // namespace moatkv
