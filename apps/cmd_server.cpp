@@ -163,6 +163,7 @@ int run_server(const global_options& g, const server_options& so) {
       }
     }
   }
+  lopts.session.gossip = gossip;
   listener_handle lh = start_client_listener(sys, lopts, store, clock);
   if (!lh.actor) {
     caf::anon_send_exit(store, caf::exit_reason::user_shutdown);

@@ -10,9 +10,11 @@
 //   owner  -> bridge : (subscribe_atom, std::string topic_filter)
 //                      MQTT filter syntax (+, #); kept and re-established on every reconnect.
 //                      Serf: the filter must be a plain topic or end in "/#"(all user events).
-//   bridge -> owner  : (received_atom, std::string topic, std::string payload)
+//   bridge -> owner  : (received_atom, std::string filter, std::string topic, std::string payload)
 //                      every message on a subscribed topic, the node's own publications included,
-//                      once per matching subscription.
+//                      once per matching subscription, naming that subscription's filter: a
+//                      client's `msg_monitor` may overlap the node's own topics, and the ping
+//                      actor must see its own `init` exactly once (server-internals §8.18).
 //   bridge -> owner  : (link_atom, bool up)
 //                      the broker/agent connection came up (after subscribing) or went down.
 //                      A lost link is retried with back-off (0.1 s doubling to 5 s).

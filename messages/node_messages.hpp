@@ -37,6 +37,13 @@ using closed_atom = caf::atom_constant<caf::atom("kv_closed")>;
 using store_call_atom = caf::atom_constant<caf::atom("kv_call")>;
 using ready_atom = caf::atom_constant<caf::atom("kv_ready")>;     // -> gossip: answered when ready
 using fetched_atom = caf::atom_constant<caf::atom("g_fetched")>;  // peer fetch -> gossip: done
+// Client pass-through to the backend (actions msg_send / msg_monitor), session -> gossip:
+//   (msg_send_atom, topic, payload)                  publish; topic elements joined with '/'
+//   (msg_monitor_atom, filter, session, seq, raw)    forward matching messages as stream events
+//   (msg_unmonitor_atom, session, seq)               stop forwarding
+using msg_send_atom = caf::atom_constant<caf::atom("kv_msgsend")>;
+using msg_monitor_atom = caf::atom_constant<caf::atom("kv_msgmon")>;
+using msg_unmonitor_atom = caf::atom_constant<caf::atom("kv_msgunm")>;
 
 struct store_call {
   std::function<value(kv_store&)> fn;

@@ -363,12 +363,9 @@ caf::behavior mqtt_bridge_impl(mqtt_actor* self, mqtt_bridge_options opts, caf::
       [self](mq_msg_atom, std::string& topic, std::string& payload) {
         auto& st = self->state;
         // Once per matching filter (the broker sends one copy for overlapping filters).
-        size_t n = 0;
         for (auto& f : st.filters)
-          if (mqtt_topic::matches(f, topic)) ++n;
-        for (size_t i = 0; i + 1 < n; ++i)
-          self->send(st.owner, received_atom::value, topic, payload);
-        if (n > 0) self->send(st.owner, received_atom::value, std::move(topic), std::move(payload));
+          if (mqtt_topic::matches(f, topic))
+            self->send(st.owner, received_atom::value, f, topic, payload);
       },
       [self](mq_conn_atom) {
         auto& st = self->state;

@@ -218,7 +218,7 @@ void on_stream_record(serf_broker* self, const request& stream, const value& bod
     data = payload->as_str();
   std::string topic = event_to_topic(name->as_str());
   if (stream.wildcard && !mqtt_topic::matches(stream.filter, topic)) return;
-  self->send(st.owner, received_atom::value, std::move(topic), std::move(data));
+  self->send(st.owner, received_atom::value, stream.filter, std::move(topic), std::move(data));
 }
 
 // One complete msgpack object from the agent. Returns false (after dropping the connection) on

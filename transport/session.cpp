@@ -12,6 +12,7 @@
 #include "actors/tree_store/tock_clock.hpp"
 #include "messages/msgpack_codec.hpp"
 #include "messages/node_messages.hpp"
+#include "messages/path_syntax.hpp"
 
 namespace moatkv {
 
@@ -24,6 +25,7 @@ struct stream_state {
   int64_t next_wseq = 1;    // wseq of the next message sent
   int64_t acked = 0;        // highest wseq the client acknowledged
   bool open = false;        // a watch: more messages may come from the tree_store
+  bool monitor = false;     // a msg_monitor: the messages come from the gossip actor
   bool ending = false;      // {state: end} is queued; nothing else may be added
   std::deque<value> queue;  // framed except for wseq/tock, waiting for the window
 };
@@ -114,7 +116,11 @@ void end_stream(session_broker* self, int64_t seq, std::optional<std::string> er
   auto it = self->state.streams.find(seq);
   if (it == self->state.streams.end() || it->second.ending) return;
   stream_state& s = it->second;
-  if (s.open) self->send(self->state.store, cancel_atom::value, self->state.conn, seq);
+  if (s.open && s.monitor)
+    self->send(self->state.opts.gossip, msg_unmonitor_atom::value,
+               caf::actor_cast<caf::actor>(self), seq);
+  else if (s.open)
+    self->send(self->state.store, cancel_atom::value, self->state.conn, seq);
   s.open = false;
   if (error) s.queue.emplace_back(map{{"error", *error}});
   s.queue.emplace_back(map{{"state", "end"}});
@@ -149,6 +155,80 @@ void start_stream(session_broker* self, int64_t seq, int64_t request_qlen, actio
     self->state.streams[seq].ending = true;
   }
   pump(self, seq);
+}
+
+// A backend topic from a request (`topic`): a str is one element, or with `parse` a P() path;
+// an array gives the elements. Elements must be str or int; joined with '/' (MQTT form).
+std::optional<std::string> request_topic(const value& t, bool parse, std::string& error) {
+  array elems;
+  try {
+    if (t.is_str())
+      elems = parse ? parse_path(t.as_str()).elements() : array{t};
+    else if (t.is_sequence())
+      elems = t.elements();
+  } catch (const std::exception& e) {
+    error = e.what();
+    return std::nullopt;
+  }
+  if (elems.empty()) {
+    error = "topic must be a non-empty string or array";
+    return std::nullopt;
+  }
+  std::string out;
+  for (const auto& e : elems) {
+    if (!out.empty()) out += '/';
+    int64_t i;
+    if (e.is_str() && !e.as_str().empty()) {
+      out += e.as_str();
+    } else if (e.is_int() && e.get_int(i)) {
+      out += std::to_string(i);
+    } else {
+      error = "topic elements must be non-empty strings or integers";
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
+// msg_send / msg_monitor: pass-through to the backend (server-internals §7.8).
+void handle_backend_action(session_broker* self, int64_t seq, const value& msg, bool send) {
+  auto& st = self->state;
+  auto fail = [&](const std::string& text) {
+    send_single(self, seq, value(map{{"error", text}}));
+    self->flush(st.hdl);
+  };
+  if (!st.opts.gossip)
+    return fail("RuntimeError('this node has no backend (kv.server.backend: none)')");
+  const value* t = msg.find("topic");
+  std::string error;
+  auto topic = t ? request_topic(*t, !send, error) : std::nullopt;
+  if (!topic)
+    return fail("ValueError('msg_" + std::string(send ? "send" : "monitor") + ": " +
+                (t ? error : std::string("topic is missing")) + "')");
+  if (send) {
+    std::string payload;
+    if (const value* raw = msg.find("raw"); raw && (raw->is_bin() || raw->is_str()))
+      payload = raw->is_bin() ? raw->as_bin() : raw->as_str();
+    else if (const value* data = msg.find("data"))
+      payload = encode(*data);
+    else
+      return fail("ValueError('msg_send needs data or raw')");
+    self->send(st.opts.gossip, msg_send_atom::value, *topic, std::move(payload));
+    send_single(self, seq, value(map{}));
+    self->flush(st.hdl);
+    return;
+  }
+  bool raw = false;
+  if (const value* r = msg.find("raw"); r && r->is_bool()) raw = r->as_bool();
+  if (st.streams.count(seq) || st.pending.count(seq))
+    return fail("ValueError('seq " + std::to_string(seq) + " is in use')");
+  action_result res;
+  res.stream = true;
+  res.open = true;
+  start_stream(self, seq, 0, std::move(res));
+  st.streams[seq].monitor = true;
+  self->send(st.opts.gossip, msg_monitor_atom::value, *topic, caf::actor_cast<caf::actor>(self),
+             seq, raw);
 }
 
 // One decoded client message.
@@ -209,6 +289,10 @@ void handle_message(session_broker* self, value msg) {
     }
     send_single(self, seq, value(map{{"result", running}}));
     self->flush(st.hdl);
+    return;
+  }
+  if (action->as_str() == "msg_send" || action->as_str() == "msg_monitor") {
+    handle_backend_action(self, seq, msg, action->as_str() == "msg_send");
     return;
   }
   if (st.pending.count(seq) || st.streams.count(seq)) {

@@ -20,7 +20,7 @@
 #include <cstdint>
 #include <memory>
 
-#include <caf/fwd.hpp>
+#include <caf/actor.hpp>
 #include <caf/io/fwd.hpp>
 
 namespace moatkv {
@@ -31,6 +31,7 @@ struct session_options {
   int64_t server_qlen = 10;           // kv.server.buffer
   size_t max_stream_backlog = 10000;  // queued messages of one stream before it is aborted
   size_t max_message_bytes = 16u << 20;
+  caf::actor gossip;  // the node's gossip actor, for msg_send / msg_monitor (none: standalone)
 };
 
 /// Fork a session broker that takes over `hdl`; it is linked to `listener`, so stopping the

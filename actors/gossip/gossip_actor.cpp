@@ -38,8 +38,18 @@ struct recovery {
   bool signal2 = false;
 };
 
+// A client's msg_monitor: messages on `filter` go to `session` as events of stream `seq`.
+struct backend_monitor {
+  caf::actor session;
+  int64_t seq = 0;
+  bool raw = false;
+  std::string filter;
+};
+
 struct gossip_state {
   gossip_options opts;
+  std::set<std::string> own_filters;  // root/update, root/info, root/ping
+  std::vector<backend_monitor> monitors;
   caf::actor store;
   caf::actor bridge;
   std::unique_ptr<ping_actor> ping;
@@ -248,6 +258,40 @@ void on_info(gossip_actor* self, value msg) {
       });
 }
 
+// Forward a backend message to the clients monitoring `filter` (§7.8 msg_monitor).
+void forward_to_monitors(gossip_actor* self, const std::string& filter, const std::string& topic,
+                         const std::string& payload) {
+  auto& st = self->state;
+  array elems;
+  size_t start = 0;
+  for (;;) {
+    size_t slash = topic.find('/', start);
+    elems.emplace_back(topic.substr(start, slash - start));
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  std::optional<value> data;
+  std::string error;
+  for (const auto& m : st.monitors) {
+    if (m.filter != filter) continue;
+    map msg{{"topic", elems}};
+    if (!m.raw && !data && error.empty()) {
+      try {
+        data = decode(payload);
+      } catch (const decode_error& e) {
+        error = e.what();
+      }
+    }
+    if (!m.raw && data) {
+      msg.emplace_back("data", *data);
+    } else {
+      msg.emplace_back("raw", bin{payload});
+      if (!m.raw) msg.emplace_back("error", error);
+    }
+    self->send(m.session, event_atom::value, m.seq, value(std::move(msg)));
+  }
+}
+
 void on_received(gossip_actor* self, const std::string& topic, const std::string& payload) {
   auto& st = self->state;
   const std::string prefix = st.opts.root_topic + "/";
@@ -288,8 +332,15 @@ void on_received(gossip_actor* self, const std::string& topic, const std::string
     on_info(self, std::move(*whole));
 }
 
-// Where a peer's client port is (§5.5): kv.hostmap, else the name itself (+ kv.domain).
-std::pair<std::string, uint16_t> peer_address(const gossip_options& o, const std::string& name) {
+// Where a peer's client port is (§5.5): the entry (None, "hostmap", NAME) = [host, port] in
+// the tree (`from_tree`), else kv.hostmap, else the name itself (+ kv.domain).
+std::pair<std::string, uint16_t> peer_address(const gossip_options& o, const std::string& name,
+                                              const value& from_tree) {
+  int64_t port;
+  if (from_tree.is_array() && from_tree.as_array().size() == 2 &&
+      from_tree.as_array()[0].is_str() && from_tree.as_array()[1].get_int(port) && port > 0 &&
+      port < 65536)
+    return {from_tree.as_array()[0].as_str(), static_cast<uint16_t>(port)};
   if (auto it = o.hostmap.find(name); it != o.hostmap.end()) return it->second;
   std::string host = name;
   if (!o.domain.empty() && host.find('.') == std::string::npos && host != "localhost")
@@ -299,17 +350,38 @@ std::pair<std::string, uint16_t> peer_address(const gossip_options& o, const std
 
 void start_fetch(gossip_actor* self, std::vector<std::string> nodes) {
   auto& st = self->state;
-  std::vector<peer_address_entry> peers;
-  for (const auto& n : nodes) {
-    if (n == st.opts.node_name) continue;
-    auto [host, port] = peer_address(st.opts, n);
-    peers.push_back({n, host, port});
-  }
-  if (peers.empty()) return;
   st.fetch_running = true;
-  spdlog::info("gossip {}: fetching the tree from {}", st.opts.node_name, peers.front().name);
-  st.fetcher = spawn_peer_fetch(self->system(), st.opts.node_name, std::move(peers), st.store,
-                                caf::actor_cast<caf::actor>(self));
+  // Look the candidates up in the meta tree first (a node may already hold hostmap entries,
+  // e.g. loaded from a file); connection id 0 is no client's.
+  self->request(st.store, caf::infinite, store_call_atom::value, store_call{[nodes](kv_store& s) {
+                  array found;
+                  for (const auto& n : nodes) {
+                    action_result r = s.handle(
+                        0, value(map{{"action", "get_internal"},
+                                     {"path", value::make_path({value("hostmap"), value(n)})}}));
+                    const value* v = r.messages.empty() ? nullptr : r.messages[0].find("value");
+                    found.push_back(v ? *v : value());
+                  }
+                  return value(std::move(found));
+                }})
+      .then([self, nodes](value& found) {
+        auto& st = self->state;
+        std::vector<peer_address_entry> peers;
+        for (size_t i = 0; i < nodes.size(); ++i) {
+          if (nodes[i] == st.opts.node_name) continue;
+          const value& t =
+              found.is_array() && i < found.as_array().size() ? found.as_array()[i] : value();
+          auto [host, port] = peer_address(st.opts, nodes[i], t);
+          peers.push_back({nodes[i], host, port});
+        }
+        if (peers.empty()) {
+          st.fetch_running = false;
+          return;
+        }
+        spdlog::info("gossip {}: fetching the tree from {}", st.opts.node_name, peers.front().name);
+        st.fetcher = spawn_peer_fetch(self->system(), st.opts.node_name, std::move(peers), st.store,
+                                      caf::actor_cast<caf::actor>(self));
+      });
 }
 
 // After a fetch: ask for missing ticks until none are left (§5.7 do_send_missing).
@@ -349,8 +421,17 @@ caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor st
   });
   st.bridge = make_bridge(caf::actor_cast<caf::actor>(self));
   self->link_to(st.bridge);
-  for (const char* a : {"update", "info", "ping"})
+  for (const char* a : {"update", "info", "ping"}) {
+    st.own_filters.insert(st.topic(a));
     self->send(st.bridge, subscribe_atom::value, st.topic(a));
+  }
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    auto& ms = self->state.monitors;  // a session went away: drop its monitors
+    ms.erase(
+        std::remove_if(ms.begin(), ms.end(),
+                       [&](const backend_monitor& m) { return m.session.address() == dm.source; }),
+        ms.end());
+  });
   make_ping(self);
   // Local changes go out as updates; the store tells us whether we have data already.
   caf::actor me = caf::actor_cast<caf::actor>(self);
@@ -380,8 +461,29 @@ caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor st
           send_missing(self, true);
         }
       },
-      [self](received_atom, const std::string& topic, const std::string& payload) {
-        on_received(self, topic, payload);
+      [self](received_atom, const std::string& filter, const std::string& topic,
+             const std::string& payload) {
+        // Protocol traffic only through our own subscriptions, so an overlapping client
+        // monitor never makes the ping actor see a message twice.
+        if (self->state.own_filters.count(filter)) on_received(self, topic, payload);
+        if (!self->state.monitors.empty()) forward_to_monitors(self, filter, topic, payload);
+      },
+      [self](msg_send_atom, const std::string& topic, std::string& payload) {
+        self->send(self->state.bridge, publish_atom::value, topic, std::move(payload));
+      },
+      [self](msg_monitor_atom, const std::string& filter, caf::actor session, int64_t seq,
+             bool raw) {
+        self->monitor(session);
+        self->state.monitors.push_back({session, seq, raw, filter});
+        self->send(self->state.bridge, subscribe_atom::value, filter);
+      },
+      [self](msg_unmonitor_atom, const caf::actor& session, int64_t seq) {
+        auto& ms = self->state.monitors;
+        ms.erase(std::remove_if(ms.begin(), ms.end(),
+                                [&](const backend_monitor& m) {
+                                  return m.session == session && m.seq == seq;
+                                }),
+                 ms.end());
       },
       [self](local_update_atom, value& msg) { publish(self, "update", msg); },
       [self](ping_timer_atom, uint64_t gen) {

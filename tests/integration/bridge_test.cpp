@@ -68,7 +68,7 @@ class probe {
     auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now());
     if (left < 1ms) left = 1ms;
     self_->receive([&](link_atom, bool up) { links.push_back(up); },
-                   [&](received_atom, std::string& topic, std::string& payload) {
+                   [&](received_atom, std::string&, std::string& topic, std::string& payload) {
                      received.push_back({std::move(topic), std::move(payload)});
                    },
                    [&](caf::down_msg& msg) { downs.push_back(std::move(msg)); },
