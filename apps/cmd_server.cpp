@@ -129,6 +129,8 @@ int run_server(const global_options& g, const server_options& so) {
     gopts.chunk_messages = backend == "serf";
     gopts.ping_cycle = cfg.get_double("kv.server.ping.cycle", 10);
     gopts.ping_gap = cfg.get_double("kv.server.ping.gap", 2);
+    gopts.delete_cycle = cfg.get_double("kv.server.delete.cycle", 100);
+    gopts.delete_gap = cfg.get_double("kv.server.delete.gap", 10);
     gopts.change_length = static_cast<int>(cfg.get_int("kv.server.change.length", 5));
     gopts.default_port = static_cast<uint16_t>(cfg.get_int("kv.conn.port", 27586));
     gopts.hostmap = hostmap(cfg, gopts.default_port);

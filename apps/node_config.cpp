@@ -21,6 +21,9 @@ kv:
     ping:
       cycle: 10
       gap: 2
+    delete:
+      cycle: 100
+      gap: 10
     change:
       length: 5
     bind_default:

@@ -7,10 +7,12 @@
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 
+#include "actors/gossip/deleter.hpp"
 #include "actors/gossip/multipart.hpp"
 #include "actors/gossip/peer_fetch.hpp"
 #include "actors/gossip/ping_actor.hpp"
 #include "actors/tree_store/actions.hpp"
+#include "actors/tree_store/tree.hpp"
 #include "messages/backend_messages.hpp"
 #include "messages/msgpack_codec.hpp"
 #include "messages/node_messages.hpp"
@@ -20,6 +22,8 @@ namespace moatkv {
 namespace {
 
 using ping_timer_atom = caf::atom_constant<caf::atom("g_ptimer")>;
+using del_timer_atom = caf::atom_constant<caf::atom("g_dtimer")>;
+using collect_atom = caf::atom_constant<caf::atom("g_collect")>;
 using recover_atom = caf::atom_constant<caf::atom("g_recover")>;
 using resend_atom = caf::atom_constant<caf::atom("g_resend")>;
 using ask_missing_atom = caf::atom_constant<caf::atom("g_askmiss")>;
@@ -64,6 +68,10 @@ struct gossip_state {
   bool asking_missing = false;  // after a fetch with gaps (do_send_missing)
   double ask_clock = 0;
   uint64_t ping_generation = 0;
+  // The deleter group (§5.8): a ping actor on <root>/del, disabled unless we are a member.
+  std::unique_ptr<ping_actor> del_ping;
+  uint64_t del_generation = 0;
+  std::unique_ptr<deleter> del;
   bool resend_running = false;
   bool resend_again = false;
   uint64_t next_recovery = 1;
@@ -116,6 +124,46 @@ void schedule_ping(gossip_actor* self) {
   if (!deadline) return;
   self->delayed_send(self, seconds(*deadline - st.now()), ping_timer_atom::value,
                      ++st.ping_generation);
+}
+
+void schedule_del_ping(gossip_actor* self) {
+  auto& st = self->state;
+  auto deadline = st.del_ping ? st.del_ping->next_deadline() : std::nullopt;
+  if (!deadline) return;
+  self->delayed_send(self, seconds(*deadline - st.now()), del_timer_atom::value,
+                     ++st.del_generation);
+}
+
+// Purge tombstones the deleter group agreed on.
+void purge(gossip_actor* self, std::vector<node_set> sets) {
+  if (sets.empty()) return;
+  store_do(self, [sets = std::move(sets)](kv_store& s) {
+    size_t n = 0;
+    for (const auto& ns : sets) n += s.purge_deleted(ns);
+    if (n > 0) spdlog::info("purged {} tombstones", n);
+    return value();
+  });
+}
+
+void handle_del_event(gossip_actor* self, const ping_actor::event& ev) {
+  auto& st = self->state;
+  if (std::holds_alternative<ping_actor::tag_event>(ev)) {
+    size_t history = st.del_ping->history().size();
+    self->request(st.store, caf::infinite, store_call_atom::value,
+                  store_call{[](kv_store& s) { return value(s.clock().next()); }})
+        .then([self, history](value& tock) {
+          auto& st = self->state;
+          value v;
+          purge(self, st.del->on_tag(static_cast<uint64_t>(tock.as_int64()), history, v));
+          st.del_ping->set_value(std::move(v));
+        });
+  } else if (auto* p = std::get_if<ping_actor::ping_event>(&ev)) {
+    auto out = st.del->on_ping(p->msg);
+    if (out.resync)
+      spdlog::warn("gossip {}: the deleter group may have missed deletions; not purging",
+                   st.opts.node_name);
+    purge(self, std::move(out.purge));
+  }
 }
 
 // §5.7 _send_missing: ask for ticks we lack (force: even if none).
@@ -204,6 +252,22 @@ void handle_ping_event(gossip_actor* self, const ping_actor::event& ev) {
 value config_number(double d) {
   if (d == static_cast<double>(static_cast<int64_t>(d))) return value(static_cast<int64_t>(d));
   return value(d);
+}
+
+void make_del_ping(gossip_actor* self) {
+  auto& st = self->state;
+  st.del = std::make_unique<deleter>(st.opts.node_name);
+  ping_actor::hooks h;
+  h.send = [self](const value& msg) {
+    self->send(self->state.bridge, publish_atom::value, self->state.topic("del"), encode(msg));
+  };
+  h.on_event = [self](const ping_actor::event& ev) { handle_del_event(self, ev); };
+  h.random = [self] { return self->state.rand01(); };
+  ping_config cfg = ping_config::server_delete();
+  cfg.cycle = config_number(st.opts.delete_cycle);
+  cfg.gap = config_number(st.opts.delete_gap);
+  st.del_ping = std::make_unique<ping_actor>(st.opts.node_name, cfg, std::move(h),
+                                             /*enabled=*/false, /*send_raw=*/false);
 }
 
 void make_ping(gossip_actor* self) {
@@ -303,6 +367,13 @@ void on_received(gossip_actor* self, const std::string& topic, const std::string
   } catch (const decode_error& e) {
     spdlog::warn("gossip {}: dropped undecodable message on {}: {}", st.opts.node_name, topic,
                  e.what());
+    return;
+  }
+  if (action == "del") {
+    if (st.del_ping) {
+      st.del_ping->receive(msg, st.now());
+      schedule_del_ping(self);
+    }
     return;
   }
   if (action == "ping") {
@@ -421,7 +492,7 @@ caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor st
   });
   st.bridge = make_bridge(caf::actor_cast<caf::actor>(self));
   self->link_to(st.bridge);
-  for (const char* a : {"update", "info", "ping"}) {
+  for (const char* a : {"update", "info", "ping", "del"}) {
     st.own_filters.insert(st.topic(a));
     self->send(st.bridge, subscribe_atom::value, st.topic(a));
   }
@@ -433,6 +504,8 @@ caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor st
         ms.end());
   });
   make_ping(self);
+  make_del_ping(self);
+  self->delayed_send(self, std::chrono::seconds(10), collect_atom::value);
   // Local changes go out as updates; the store tells us whether we have data already.
   caf::actor me = caf::actor_cast<caf::actor>(self);
   int change_length = st.opts.change_length;
@@ -456,6 +529,8 @@ caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor st
           st.ping_started = true;
           st.ping->start(st.now());
           schedule_ping(self);
+          st.del_ping->start(st.now());
+          schedule_del_ping(self);
         } else if (up && st.ready) {
           // Back after an outage: tell the others what we lack; they answer with resends.
           send_missing(self, true);
@@ -498,6 +573,48 @@ caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor st
               st.ping->set_value(v);
               st.ping->on_timer(st.now());
               schedule_ping(self);
+            });
+      },
+      [self](del_timer_atom, uint64_t gen) {
+        auto& st = self->state;
+        if (gen != st.del_generation || !st.del_ping) return;
+        st.del_ping->on_timer(st.now());
+        schedule_del_ping(self);
+      },
+      [self](collect_atom) {
+        // Every 10 s (§2.6): hand the deletions since the last round to the deleter group and
+        // follow changes of its configuration (None, "actor", "del").
+        self->delayed_send(self, std::chrono::seconds(10), collect_atom::value);
+        self->request(self->state.store, caf::infinite, store_call_atom::value,
+                      store_call{[](kv_store& s) {
+                        action_result r =
+                            s.handle(0, value(map{{"action", "get_internal"},
+                                                  {"path", value::make_path({"actor", "del"})}}));
+                        const value* cfg =
+                            r.messages.empty() ? nullptr : r.messages[0].find("value");
+                        array config;  // empty: no entry; else the entry's value
+                        if (cfg) config.push_back(*cfg);
+                        return value(array{s.data().take_deleted().to_value(),
+                                           value(s.clock().next()), value(std::move(config))});
+                      }})
+            .then([self](value& res) {
+              auto& st = self->state;
+              const array& a = res.as_array();
+              std::optional<value> cfg;
+              if (!a[2].as_array().empty()) cfg = a[2].as_array()[0];
+              if (auto change = st.del->configure(cfg)) {
+                spdlog::info("gossip {}: deleter group of {} nodes, {}", st.opts.node_name,
+                             change->length, change->enable ? "member" : "not a member");
+                if (change->enable)
+                  st.del_ping->enable(st.now(), change->length);
+                else
+                  st.del_ping->disable(change->length);
+                schedule_del_ping(self);
+              }
+              node_set ns;
+              std::string err;
+              if (node_set::from_value(a[0], ns, err))
+                st.del->add_deleted(static_cast<uint64_t>(a[1].as_int64()), std::move(ns));
             });
       },
       [self](recover_atom, uint64_t id, int step) {

@@ -33,6 +33,8 @@ struct gossip_options {
   bool chunk_messages = false;         // split update/info at 450 bytes (needed for Serf)
   double ping_cycle = 10;              // kv.server.ping.cycle
   double ping_gap = 2;                 // kv.server.ping.gap
+  double delete_cycle = 100;           // kv.server.delete.cycle (the deleter group's ping)
+  double delete_gap = 10;              // kv.server.delete.gap
   int change_length = 5;               // kv.server.change.length: chain links in updates
   // Where to fetch the tree from when joining (§5.5): kv.hostmap, kv.domain, kv.conn.port.
   std::map<std::string, std::pair<std::string, uint16_t>> hostmap;
