@@ -59,7 +59,7 @@ std::map<std::string, std::pair<std::string, uint16_t>> hostmap(const node_confi
   if (!hm.IsDefined() || !hm.IsMap()) return out;
   for (auto it = hm.begin(); it != hm.end(); ++it) {
     std::string name = it->first.as<std::string>();
-    const YAML::Node& v = it->second;
+    const YAML::Node v = it->second;  // a copy: it->second is a temporary of the iterator
     try {
       if (v.IsSequence() && v.size() == 2) {
         out[name] = {v[0].as<std::string>(), static_cast<uint16_t>(v[1].as<int>())};
@@ -174,13 +174,33 @@ int run_server(const global_options& g, const server_options& so) {
   spdlog::info("moatkv node {} serving clients on {}:{}", so.name, lopts.host, lh.port);
   std::cout << "moatkv node " << so.name << " serving on " << lopts.host << ":" << lh.port
             << std::endl;
-  int sig = 0;
-  sigwait(&sigs, &sig);
-  spdlog::info("signal {}: shutting down", sig);
+  // Serve until a signal, or until the store or the gossip actor fails: a node that no longer
+  // replicates must not go on answering clients as if it did.
+  caf::scoped_actor watcher{sys};
+  watcher->monitor(store);
+  if (gossip) watcher->monitor(gossip);
+  int status = 0;
+  timespec interval{0, 200'000'000};
+  for (;;) {
+    int sig = sigtimedwait(&sigs, nullptr, &interval);
+    if (sig > 0) {
+      spdlog::info("signal {}: shutting down", sig);
+      break;
+    }
+    bool failed = false;
+    watcher->receive([&](caf::down_msg&) { failed = true; },
+                     caf::after(std::chrono::seconds(0)) >> [] {});
+    if (failed) {
+      spdlog::critical("node {}: an essential actor failed; stopping", so.name);
+      std::cerr << "moatkv: node " << so.name << " stopped: an essential actor failed\n";
+      status = 1;
+      break;
+    }
+  }
   caf::anon_send_exit(lh.actor, caf::exit_reason::user_shutdown);
   if (gossip) caf::anon_send_exit(gossip, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
-  return 0;
+  return status;
 }
 
 }  // namespace

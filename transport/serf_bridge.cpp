@@ -286,9 +286,20 @@ caf::behavior serf_bridge_impl(serf_broker* self, serf_bridge_options opts, caf:
   st.opts = std::move(opts);
   st.owner = std::move(owner);
   self->monitor(st.owner);
-  self->set_down_handler([self](const caf::down_msg& msg) {
-    if (msg.source == self->state.owner.address()) self->quit(msg.reason);
+  // Close the agent connection before quitting: a scribe still open when the broker ends is
+  // never freed by CAF 0.17 (LeakSanitizer shows it).
+  auto close_and_quit = [self](caf::error reason) {
+    if (self->state.hdl) {
+      self->close(*self->state.hdl);
+      self->state.hdl.reset();
+    }
+    self->quit(std::move(reason));
+  };
+  self->set_down_handler([self, close_and_quit](const caf::down_msg& msg) {
+    if (msg.source == self->state.owner.address()) close_and_quit(msg.reason);
   });
+  self->set_exit_handler(
+      [close_and_quit](const caf::exit_msg& msg) { close_and_quit(msg.reason); });
   connect_agent(self);
   return {
       [self](publish_atom, std::string& topic, std::string& payload) {

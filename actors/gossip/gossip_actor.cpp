@@ -24,6 +24,7 @@ namespace {
 using ping_timer_atom = caf::atom_constant<caf::atom("g_ptimer")>;
 using del_timer_atom = caf::atom_constant<caf::atom("g_dtimer")>;
 using collect_atom = caf::atom_constant<caf::atom("g_collect")>;
+using anti_entropy_atom = caf::atom_constant<caf::atom("g_antient")>;
 using recover_atom = caf::atom_constant<caf::atom("g_recover")>;
 using resend_atom = caf::atom_constant<caf::atom("g_resend")>;
 using ask_missing_atom = caf::atom_constant<caf::atom("g_askmiss")>;
@@ -68,6 +69,7 @@ struct gossip_state {
   bool asking_missing = false;  // after a fetch with gaps (do_send_missing)
   double ask_clock = 0;
   uint64_t ping_generation = 0;
+  uint64_t anti_entropy_rounds = 0;
   // The deleter group (§5.8): a ping actor on <root>/del, disabled unless we are a member.
   std::unique_ptr<ping_actor> del_ping;
   uint64_t del_generation = 0;
@@ -299,9 +301,17 @@ void on_info(gossip_actor* self, value msg) {
   auto& st = self->state;
   if (const value* n = msg.find("node"); n && n->is_str() && n->as_str() == st.opts.node_name)
     return;  // own info
-  self->request(
-          st.store, caf::infinite, store_call_atom::value,
-          store_call{[m = std::move(msg)](kv_store& s) { return s.process_info(m).to_value(); }})
+  self->request(st.store, caf::infinite, store_call_atom::value,
+                store_call{[m = std::move(msg)](kv_store& s) {
+                  // The sender's own tick rides on every info (§3.4): learn it, so a node whose
+                  // pings we rarely see still tells us what it wrote.
+                  const value* n = m.find("node");
+                  int64_t tick;
+                  if (n && n->is_str() && !n->as_str().empty() && m.find("tick") &&
+                      m.find("tick")->get_int(tick) && tick >= 0)
+                    s.note_node(n->as_str(), static_cast<uint64_t>(tick), std::nullopt);
+                  return s.process_info(m).to_value();
+                }})
       .then([self](value& res) {
         auto& st = self->state;
         if (!res.is_map()) return;
@@ -392,7 +402,7 @@ void on_received(gossip_actor* self, const std::string& topic, const std::string
   std::optional<value> whole;
   try {
     whole = st.assembler.feed(std::move(msg), st.now());
-  } catch (const multipart_error& e) {
+  } catch (const std::exception& e) {  // a peer's message must never take the actor down
     spdlog::warn("gossip {}: dropped a bad part on {}: {}", st.opts.node_name, topic, e.what());
     return;
   }
@@ -506,6 +516,7 @@ caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor st
   make_ping(self);
   make_del_ping(self);
   self->delayed_send(self, std::chrono::seconds(10), collect_atom::value);
+  self->delayed_send(self, seconds(st.opts.ping_cycle), anti_entropy_atom::value);
   // Local changes go out as updates; the store tells us whether we have data already.
   caf::actor me = caf::actor_cast<caf::actor>(self);
   int change_length = st.opts.change_length;
@@ -532,7 +543,11 @@ caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor st
           st.del_ping->start(st.now());
           schedule_del_ping(self);
         } else if (up && st.ready) {
-          // Back after an outage: tell the others what we lack; they answer with resends.
+          // Back after an outage: tell the others our ticks (so they ask for what we wrote
+          // meanwhile) and what we lack (so they resend it).
+          self->request(st.store, caf::infinite, store_call_atom::value,
+                        store_call{[](kv_store& s) { return s.info_ticks(); }})
+              .then([self](value& msg) { publish(self, "info", msg); });
           send_missing(self, true);
         }
       },
@@ -574,6 +589,21 @@ caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor st
               st.ping->on_timer(st.now());
               schedule_ping(self);
             });
+      },
+      [self](anti_entropy_atom) {
+        // Deliberate addition to the original: it asks for missing ticks only when its ping
+        // turn comes (TagEvent), and a node that rarely gets a turn after a heal (§4.5's
+        // starvation) can stay behind for minutes. Each cycle we ask for what we know we lack;
+        // every third round we also forget what we asked before, in case the answer was lost.
+        auto& st = self->state;
+        self->delayed_send(self, seconds(st.opts.ping_cycle), anti_entropy_atom::value);
+        if (!st.ready || !st.link_up) return;
+        if (++st.anti_entropy_rounds % 3 == 0)
+          store_do(self, [](kv_store& s) {
+            s.clear_seen_missing();
+            return value();
+          });
+        send_missing(self, false);
       },
       [self](del_timer_atom, uint64_t gen) {
         auto& st = self->state;

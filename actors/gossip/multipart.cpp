@@ -77,6 +77,9 @@ std::optional<value> multipart_assembler::feed(value msg, double now) {
         !(a[3].is_bin() || a[3].is_str()))
       throw multipart_error("multipart: malformed part header");
     bool last = idx < 0;
+    // Range check before negating: -INT64_MIN overflows.
+    if (idx < -limits_.max_parts || idx > limits_.max_parts || idx == 0)
+      throw multipart_error("multipart: part index " + std::to_string(idx) + " out of range");
     if (last) idx = -idx;
     if (idx < 1 || idx > limits_.max_parts)
       throw multipart_error("multipart: part index " + std::to_string(idx) + " out of range");

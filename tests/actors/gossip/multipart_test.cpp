@@ -95,7 +95,11 @@ TEST_CASE("incomplete sets expire; malformed parts are errors") {
   value other(map{{"_p0", array{"n", 2, 1, bin{"x"}}}});
   a.feed(other, 20);  // the first set is older than 10 s by now
   CHECK(a.pending() == 1);
-  CHECK_THROWS_AS(a.feed(value(map{{"_p0", array{"n", 3, 1000000000, bin{"x"}}}}), 0), multipart_error);
+  CHECK_THROWS_AS(a.feed(value(map{{"_p0", array{"n", 3, 1000000000, bin{"x"}}}}), 0),
+                  multipart_error);
+  CHECK_THROWS_AS(a.feed(value(map{{"_p0", array{"n", 3, INT64_MIN, bin{"x"}}}}), 0),
+                  multipart_error);
+  CHECK_THROWS_AS(a.feed(value(map{{"_p0", array{"n", 3, 0, bin{"x"}}}}), 0), multipart_error);
   CHECK_THROWS_AS(a.feed(value(map{{"_p0", array{"n", 3}}}), 0), multipart_error);
   CHECK_THROWS_AS(a.feed(value(map{{"_p0", 5}}), 0), multipart_error);
   CHECK_THROWS_AS(a.feed(value(map{{"_p0", array{"n", 4, -1, bin{"\xc1"}}}}), 0), multipart_error);
