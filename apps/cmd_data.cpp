@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "actors/tree_store/depth_compression.hpp"
 #include "apps/commands.hpp"
 #include "apps/yaml_output.hpp"
 #include "messages/literal.hpp"
@@ -43,20 +44,16 @@ value strip(const value& msg, std::initializer_list<const char*> drop) {
   return value(std::move(out));
 }
 
-// Client-side PathLongener: full relative path = previous[:depth] + path (§7.5).
+// Expand the streamed (path, depth) pairs into paths relative to the request (§7.5).
 struct path_expander {
-  array last;
+  path_longener longener;
   value expand(const value& msg) {
-    array out;
-    int64_t depth = int_field(msg, "depth", 0);
+    array full;
     const value* p = msg.find("path");
-    if (depth > static_cast<int64_t>(last.size()) || depth < 0)
+    if (!longener.expand(p && p->is_sequence() ? p->elements() : array{},
+                         int_field(msg, "depth", 0), full))
       throw client_error("the server sent a depth beyond the previous path");
-    out.assign(last.begin(), last.begin() + depth);
-    if (p && p->is_sequence())
-      for (const auto& e : p->elements()) out.push_back(e);
-    last = out;
-    return value::make_path(std::move(out));
+    return value::make_path(std::move(full));
   }
 };
 

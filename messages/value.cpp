@@ -1,5 +1,7 @@
 #include "messages/value.hpp"
 
+#include "messages/literal.hpp"
+
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -269,98 +271,8 @@ bool map_erase(map& m, std::string_view key) {
   return false;
 }
 
-namespace {
-
-void append_str_repr(std::string& out, std::string_view s, char quote) {
-  out += quote;
-  for (unsigned char c : s) {
-    if (c == '\\' || c == static_cast<unsigned char>(quote)) {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c < 0x20 || c == 0x7f) {
-      static const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += quote;
-}
-
-void debug_append(std::string& out, const value& v) {
-  switch (v.type()) {
-    case kind::nil:
-      out += "None";
-      break;
-    case kind::boolean:
-      out += v.as_bool() ? "True" : "False";
-      break;
-    case kind::int64:
-      out += std::to_string(v.as_int64());
-      break;
-    case kind::uint64:
-      out += std::to_string(v.as_uint64());
-      break;
-    case kind::float64: {
-      char buf[64];
-      snprintf(buf, sizeof buf, "%.17g", v.as_double());
-      out += buf;
-      break;
-    }
-    case kind::str:
-      append_str_repr(out, v.as_str(), '\'');
-      break;
-    case kind::bin:
-      out += 'b';
-      append_str_repr(out, v.as_bin(), '\'');
-      break;
-    case kind::array:
-    case kind::path: {
-      out += v.is_path() ? "Path(" : "[";
-      bool first = true;
-      for (const auto& e : v.elements()) {
-        if (!first) out += ", ";
-        first = false;
-        debug_append(out, e);
-      }
-      out += v.is_path() ? ")" : "]";
-      break;
-    }
-    case kind::map: {
-      out += '{';
-      bool first = true;
-      for (const auto& [k, val] : v.as_map()) {
-        if (!first) out += ", ";
-        first = false;
-        debug_append(out, k);
-        out += ": ";
-        debug_append(out, val);
-      }
-      out += '}';
-      break;
-    }
-    case kind::ext:
-      out += "ExtType(" + std::to_string(v.as_ext().type) + ", ";
-      append_str_repr(out, v.as_ext().bytes, '\'');
-      out += ')';
-      break;
-  }
-}
-
-}  // namespace
-
 std::string debug_string(const value& v) {
-  std::string out;
-  debug_append(out, v);
-  return out;
+  return python_repr(v);
 }
 
 }  // namespace moatkv

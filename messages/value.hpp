@@ -174,7 +174,7 @@ void map_set(map& m, value key, value val);
 /// Remove a key if present; returns whether it was there.
 bool map_erase(map& m, std::string_view key);
 
-/// A short human-readable rendering for logs and error messages (Python-repr-like).
+/// Python `repr` of the value, for logs and error messages (see python_repr in literal.hpp).
 std::string debug_string(const value& v);
 
 }  // namespace moatkv

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "messages/literal.hpp"
 #include "messages/value.hpp"
 
 namespace moatkv::wire {
@@ -57,34 +58,11 @@ inline bool truthy(const value& v) {
 }
 
 /// Python `repr()` of a str: single quotes unless the text holds ' and no ".
+/// Python `repr` of a str (quote choice and escapes as Python's).
 inline std::string py_str_repr(std::string_view s) {
-  char q = (s.find('\'') != std::string_view::npos && s.find('"') == std::string_view::npos) ? '"'
-                                                                                             : '\'';
-  std::string out(1, q);
-  for (unsigned char c : s) {
-    if (c == '\\' || c == static_cast<unsigned char>(q)) {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c < 0x20 || c == 0x7f) {
-      static const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += q;
-  return out;
+  return python_repr(value(s));
 }
 
-/// Python `repr(Exc('text'))`, e.g. `ClientChainError('Entry is new at a.b')`.
 inline std::string py_exc(std::string_view type, std::string_view text) {
   std::string out(type);
   out += '(';
