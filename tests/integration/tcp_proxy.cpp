@@ -92,8 +92,11 @@ void tcp_proxy::cut() {
   (void)!write(wake_[1], "x", 1);
   // Wait until the loop has closed everything, so the caller's next step sees a cut link.
   for (;;) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!cut_requested_) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!cut_requested_) return;
+    }
+    std::this_thread::yield();
   }
 }
 
@@ -104,8 +107,11 @@ void tcp_proxy::heal() {
   }
   (void)!write(wake_[1], "x", 1);
   for (;;) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!heal_requested_) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!heal_requested_) return;
+    }
+    std::this_thread::yield();
   }
 }
 
@@ -115,6 +121,7 @@ void tcp_proxy::run() {
     fds.push_back({wake_[0], POLLIN, 0});
     if (listen_fd_ >= 0) fds.push_back({listen_fd_, POLLIN, 0});
     size_t first_pair = fds.size();
+    size_t polled_pairs = pairs_.size();  // an accept below adds pairs that were not polled
     for (auto [a, b] : pairs_) {
       fds.push_back({a, POLLIN, 0});
       fds.push_back({b, POLLIN, 0});
@@ -157,7 +164,7 @@ void tcp_proxy::run() {
       }
     }
     std::vector<size_t> dead;
-    for (size_t i = 0; i < pairs_.size(); ++i) {
+    for (size_t i = 0; i < polled_pairs; ++i) {
       const pollfd& pa = fds[first_pair + 2 * i];
       const pollfd& pb = fds[first_pair + 2 * i + 1];
       bool ok = true;
