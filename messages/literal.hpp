@@ -53,4 +53,7 @@ std::string python_repr(const value& v);
 /// Python `repr(float)`: the shortest string that round-trips, in Python's notation.
 std::string python_float_repr(double d);
 
+/// Append the UTF-8 encoding of code point `cp`.
+void append_utf8(std::string& out, uint32_t cp);
+
 }  // namespace moatkv

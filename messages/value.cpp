@@ -275,4 +275,31 @@ std::string debug_string(const value& v) {
   return python_repr(v);
 }
 
+const char* kind_name(const value& v) {
+  switch (v.type()) {
+    case kind::nil:
+      return "nil";
+    case kind::boolean:
+      return "bool";
+    case kind::int64:
+    case kind::uint64:
+      return "int";
+    case kind::float64:
+      return "float";
+    case kind::str:
+      return "str";
+    case kind::bin:
+      return "bin";
+    case kind::array:
+      return "array";
+    case kind::map:
+      return "map";
+    case kind::path:
+      return "Path";
+    case kind::ext:
+      return "ext";
+  }
+  return "?";
+}
+
 }  // namespace moatkv

@@ -174,6 +174,9 @@ void map_set(map& m, value key, value val);
 /// Remove a key if present; returns whether it was there.
 bool map_erase(map& m, std::string_view key);
 
+/// The wire kind's name ("int", "str", "Path", …) for error messages.
+const char* kind_name(const value& v);
+
 /// Python `repr` of the value, for logs and error messages (see python_repr in literal.hpp).
 std::string debug_string(const value& v);
 

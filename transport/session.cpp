@@ -48,33 +48,6 @@ struct session_state {
 
 using session_broker = caf::io::stateful_broker<session_state>;
 
-const char* kind_name(const value& v) {
-  switch (v.type()) {
-    case kind::nil:
-      return "nil";
-    case kind::boolean:
-      return "bool";
-    case kind::int64:
-    case kind::uint64:
-      return "int";
-    case kind::float64:
-      return "float";
-    case kind::str:
-      return "str";
-    case kind::bin:
-      return "bin";
-    case kind::array:
-      return "array";
-    case kind::map:
-      return "map";
-    case kind::path:
-      return "Path";
-    case kind::ext:
-      return "ext";
-  }
-  return "?";
-}
-
 void write_msg(session_broker* self, value msg) {
   if (!msg.find("tock")) msg.as_map().emplace_back("tock", self->state.clock->next());
   std::string bytes = encode(msg);

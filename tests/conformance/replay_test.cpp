@@ -208,33 +208,6 @@ class raw_connection {
 // ---------------------------------------------------------------------------------------------
 // Comparison
 
-const char* kind_name(const value& v) {
-  switch (v.type()) {
-    case kind::nil:
-      return "nil";
-    case kind::boolean:
-      return "bool";
-    case kind::int64:
-    case kind::uint64:
-      return "int";
-    case kind::float64:
-      return "float";
-    case kind::str:
-      return "str";
-    case kind::bin:
-      return "bin";
-    case kind::array:
-      return "array";
-    case kind::map:
-      return "map";
-    case kind::path:
-      return "Path (ext 3/6)";
-    case kind::ext:
-      return "ext";
-  }
-  return "?";
-}
-
 // Where two equal values first differ in msgpack kind (int64 and uint64 are one kind: the
 // encoder picks the smaller form), e.g. "[1]: int vs bool"; empty if the kinds agree throughout.
 std::string kind_difference(const value& a, const value& b, const std::string& at = "") {
