@@ -32,6 +32,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "tests/hex.hpp"
 
 #include <doctest/doctest.h>
 
@@ -73,15 +74,6 @@ struct row {
   std::string bytes;  // exact wire bytes (empty for <EOF>)
   value msg;          // decoded (nil for <EOF>)
 };
-
-std::string unhex(const std::string& h) {
-  if (h.size() % 2) throw std::runtime_error("odd hex length");
-  std::string out;
-  out.reserve(h.size() / 2);
-  for (size_t i = 0; i < h.size(); i += 2)
-    out += static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16));
-  return out;
-}
 
 bool contains_auth(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });

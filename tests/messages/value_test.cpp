@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include "tests/hex.hpp"
 
 #include <cmath>
 
@@ -6,24 +7,10 @@
 #include "messages/value.hpp"
 
 using namespace moatkv;
+using moatkv::test::hex;
+using moatkv::test::unhex;
 
-namespace {
-std::string hex(const std::string& s) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
-std::string unhex(const std::string& h) {
-  std::string out;
-  for (size_t i = 0; i + 1 < h.size(); i += 2)
-    out += static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16));
-  return out;
-}
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("numbers compare across bool, int and float as in Python") {
   CHECK(value(1) == value(1.0));

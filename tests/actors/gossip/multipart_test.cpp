@@ -1,6 +1,7 @@
 // Multipart framing against the original's captured bytes (cluster-mqtt-messages.tsv: the
 // 653-byte update of big.blob that n1 sent in two parts).
 #include <doctest/doctest.h>
+#include "tests/hex.hpp"
 
 #include <fstream>
 #include <sstream>
@@ -9,15 +10,10 @@
 #include "messages/msgpack_codec.hpp"
 
 using namespace moatkv;
+using moatkv::test::hex;
+using moatkv::test::unhex;
 
 namespace {
-
-std::string unhex(const std::string& h) {
-  std::string out;
-  for (size_t i = 0; i + 1 < h.size(); i += 2)
-    out += static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16));
-  return out;
-}
 
 // The payloads of the captured big.blob update on broker A, run 1.
 std::vector<std::string> captured_parts() {

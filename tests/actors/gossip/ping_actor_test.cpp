@@ -3,6 +3,7 @@
 // broker that delivers every publication to every instance of the sender's partition group
 // (the sender included) after a small latency, in simulated time with seeded randomness.
 #include <doctest/doctest.h>
+#include "tests/hex.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -16,25 +17,10 @@
 #include "messages/msgpack_codec.hpp"
 
 using namespace moatkv;
+using moatkv::test::hex;
+using moatkv::test::unhex;
 
 namespace {
-
-std::string unhex(const std::string& h) {
-  std::string out;
-  for (size_t i = 0; i + 1 < h.size(); i += 2)
-    out += static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16));
-  return out;
-}
-
-std::string hex(const std::string& b) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : b) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
 
 struct row {
   std::string run;  // "run1" / "run2"

@@ -3,6 +3,7 @@
 // final dumps of cluster-notes.txt, info processing, convergence of three nodes with missed
 // messages and resends, tombstone purge, and garbage input.
 #include <doctest/doctest.h>
+#include "tests/hex.hpp"
 
 #include <algorithm>
 #include <fstream>
@@ -23,22 +24,6 @@ using namespace moatkv;
 using namespace moatkv::test;
 
 namespace {
-
-std::string unhex(const std::string& h) {
-  std::string out;
-  for (size_t i = 0; i + 1 < h.size(); i += 2)
-    out += static_cast<char>(std::stoi(h.substr(i, 2), nullptr, 16));
-  return out;
-}
-std::string hex(const std::string& b) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : b) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
 
 struct row {
   std::string run;  // "run1" / "run2"
