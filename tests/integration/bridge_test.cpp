@@ -279,11 +279,15 @@ TEST_CASE("mqtt bridge: link up, own messages once per filter, two bridges, wild
   MESSAGE("mqtt bridge exit (disconnect + destroy): " << ta->count() << " ms, last client "
                                                       << tb->count() << " ms");
   // Both said goodbye with a DISCONNECT packet (mosquitto logs a plain socket close as
-  // "closed its connection").
+  // "closed its connection"). When mosquitto happens to write to a client between its
+  // DISCONNECT and its socket close, it logs "disconnected: Broken pipe" instead (seen on a
+  // loaded machine); that is still a session ended by the bridge, not a lost connection.
   std::string log = broker.stop_and_log();
-  size_t clean = 0;
-  for (size_t at = 0; (at = log.find(" disconnected.", at)) != std::string::npos; ++at) ++clean;
-  CHECK_MESSAGE(clean == 2, log);
+  size_t ended = 0;
+  for (size_t at = 0; (at = log.find(" disconnected", at)) != std::string::npos; ++at) ++ended;
+  CHECK_MESSAGE(ended == 2, log);
+  CHECK_MESSAGE(log.find("closed its connection.\n", log.find("moatkv-")) == std::string::npos,
+                log);
 }
 
 TEST_CASE("mqtt bridge: topic filter syntax and matching") {
