@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
 #include <iostream>
 #include <map>
 
@@ -11,12 +12,18 @@
 #include <caf/io/all.hpp>
 
 #include "actors/gossip/gossip_actor.hpp"
+#include "actors/persister/file_loader.hpp"
+#include "actors/persister/record_file.hpp"
+#include "actors/persister/save_format.hpp"
+#include "actors/persister/state_dir.hpp"
+#include "actors/tree_store/actions.hpp"
 #include "actors/tree_store/tock_clock.hpp"
 #include "actors/tree_store/tree_store_actor.hpp"
 #include "apps/commands.hpp"
 #include "messages/literal.hpp"
 #include "messages/node_messages.hpp"
 #include "messages/path_syntax.hpp"
+#include "messages/persist_messages.hpp"
 #include "transport/client_listener.hpp"
 #include "transport/mqtt_bridge.hpp"
 #include "transport/serf_bridge.hpp"
@@ -31,7 +38,102 @@ struct server_options {
   bool eval = false;
   bool authoritative = false;
   bool force = false;
+  std::vector<std::string> load;
+  std::optional<std::string> state_dir;
+  std::optional<std::string> sync;
+  bool skip_damaged = false;
 };
+
+// Progress of long loads: a line that rewrites itself on a terminal, log lines otherwise.
+void show_progress(const load_progress& p) {
+  double mb = static_cast<double>(p.bytes) / 1e6;
+  double rate = p.seconds > 0 ? static_cast<double>(p.records) / p.seconds : 0;
+  if (::isatty(STDERR_FILENO)) {
+    std::fprintf(stderr, "\rloading %s: %zu records, %.1f / %.1f MB, %.0f records/s%s",
+                 p.file.c_str(), p.records, mb, static_cast<double>(p.file_bytes) / 1e6, rate,
+                 p.done ? "\n" : "");
+    std::fflush(stderr);
+  }
+  if (p.done)
+    spdlog::info("loaded {}: {} records, {:.1f} MB in {:.2f} s", p.file, p.records, mb, p.seconds);
+  else if (!::isatty(STDERR_FILENO))
+    spdlog::info("loading {}: {} records, {:.1f} MB, {:.0f} records/s", p.file, p.records, mb,
+                 rate);
+}
+
+// The store before the actors start: loaded from the state directory and `-l` files, then
+// made ready as the original does (its own tick from the data, `-I`, or standalone).
+std::shared_ptr<kv_store> prepare_store(const server_options& so, const node_config& cfg,
+                                        bool standalone, const std::optional<value>& init,
+                                        std::shared_ptr<tock_clock> clock,
+                                        tree_store_options& topts) {
+  // The options first: a bad one must be refused before the state directory is touched (a
+  // start writes a new snapshot and removes the older generations).
+  std::string sync = so.sync.value_or(cfg.get_string("kv.server.state.sync", "ack"));
+  try {
+    topts.persist.sync = parse_sync_mode(sync);
+  } catch (const std::invalid_argument& e) {
+    throw config_error(std::string("--sync / kv.server.state.sync: ") + e.what());
+  }
+  topts.snapshot_interval = cfg.get_double("kv.server.state.snapshot_interval", 3600);
+  int64_t every = cfg.get_int("kv.server.state.snapshot_records", 1'000'000);
+  if (every <= 0) throw config_error("kv.server.state.snapshot_records must be positive");
+  topts.snapshot_records = static_cast<uint64_t>(every);
+
+  auto store = std::make_shared<kv_store>(so.name, clock);
+  record_loader loader(*store);
+  file_load_options flo;
+  flo.skip_damaged = so.skip_damaged;
+  flo.progress = show_progress;
+  flo.warn = [](const std::string& w) {
+    spdlog::warn("{}", w);
+    std::cerr << "moatkv: warning: " << w << "\n";
+  };
+  std::optional<std::string> dir = so.state_dir;
+  if (!dir) {
+    std::string d = cfg.get_string("kv.server.state.dir", "");
+    if (!d.empty()) dir = d;
+  }
+  std::optional<state_dir_plan> plan;
+  if (dir) {
+    plan = plan_state_dir(*dir);
+    if (plan->snapshot) load_file(loader, *plan->snapshot, flo);
+    for (const auto& log : plan->logs) load_file(loader, log, flo);
+  }
+  for (const auto& f : so.load) load_file(loader, f, flo);
+  const load_stats& ls = loader.stats();
+  if (ls.records > 0) {
+    spdlog::info(
+        "loaded {} records: {} updates ({} changed the tree), {} state records, {} "
+        "skipped",
+        ls.records, ls.updates, ls.accepted, ls.state_records, ls.skipped);
+    if (so.authoritative) store->discard_all_missing();
+  }
+  if (store->knows_own_tick()) {
+    // The files hold this node's own past: it continues from there (§6 load, `_check_ticked`).
+    if (init) spdlog::warn("-I ignored: the loaded data already has this node's state");
+    store->init_own_tick();
+  } else if (init) {
+    store->set_initial_root(*init);
+  } else if (standalone) {
+    store->init_own_tick();
+  }
+  if (dir) {
+    // A fresh generation on every start: the loaded state becomes one snapshot, and the log
+    // starts empty (so a cut tail of the old log is never appended to).
+    topts.persist.state_dir = *dir;
+    topts.persist.generation = plan->generation + 1;
+    auto t0 = std::chrono::steady_clock::now();
+    size_t entries = 0;
+    std::string bytes = encode_save(*store, save_options{true, true}, &entries);
+    write_file_atomically(snapshot_file(*dir, topts.persist.generation), bytes);
+    remove_old_generations(*dir, topts.persist.generation);
+    spdlog::info("state {}: snapshot {} with {} entries ({:.1f} MB) in {:.2f} s", *dir,
+                 topts.persist.generation, entries, static_cast<double>(bytes.size()) / 1e6,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return store;
+}
 
 // kv.server.root: a path string ("moat.kv", the original's `!P moat.kv`) or a list.
 std::string root_topic(const node_config& cfg) {
@@ -87,17 +189,26 @@ int run_server(const global_options& g, const server_options& so) {
     throw config_error("kv.server.backend must be none, mqtt or serf, not '" + backend + "'");
 
   tree_store_options topts;
-  topts.node_name = so.name;
   topts.client_qlen = cfg.get_int("kv.server.buffer", 10);
-  topts.standalone = backend == "none";
+  std::optional<value> init;
   if (so.init) {
-    topts.has_init = true;
     if (*so.init == "-")
-      topts.init_value = value();
+      init = value();
     else if (so.eval)
-      topts.init_value = parse_literal(*so.init);
+      init = parse_literal(*so.init);
     else
-      topts.init_value = value(*so.init);
+      init = value(*so.init);
+  }
+  auto clock = std::make_shared<tock_clock>();
+  std::shared_ptr<kv_store> kv;
+  try {
+    kv = prepare_store(so, cfg, backend == "none", init, clock, topts);
+  } catch (const load_error& e) {
+    throw config_error(e.what());
+  } catch (const record_file_error& e) {
+    throw config_error(e.what());
+  } catch (const std::runtime_error& e) {
+    throw config_error(e.what());
   }
   listener_options lopts;
   lopts.host = cfg.get_string("kv.server.bind_default.host", "127.0.0.1");
@@ -119,8 +230,7 @@ int run_server(const global_options& g, const server_options& so) {
   // for request/reply round trips on 2 cores.
   ccfg.set("scheduler.policy", caf::atom("sharing"));
   caf::actor_system sys{ccfg};
-  auto clock = std::make_shared<tock_clock>();
-  caf::actor store = spawn_tree_store(sys, topts, clock);
+  caf::actor store = spawn_tree_store(sys, topts, kv);
   caf::actor gossip;
   if (backend != "none") {
     gossip_options gopts;
@@ -199,6 +309,15 @@ int run_server(const global_options& g, const server_options& so) {
   }
   caf::anon_send_exit(lh.actor, caf::exit_reason::user_shutdown);
   if (gossip) caf::anon_send_exit(gossip, caf::exit_reason::user_shutdown);
+  if (status == 0) {
+    // Everything applied so far reaches the disk before the process ends.
+    caf::scoped_actor finisher{sys};
+    finisher->request(store, std::chrono::seconds(60), persist_finish_atom::value)
+        .receive([](bool) {},
+                 [](const caf::error& e) {
+                   spdlog::error("final flush of the logs failed: {}", caf::to_string(e));
+                 });
+  }
   caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
   return status;
 }
@@ -216,6 +335,18 @@ void add_server_command(CLI::App& app, global_options& g) {
                 "Treat fetched data as complete: ticks still missing count as superseded");
   cmd->add_flag("-f,--force", so->force,
                 "Become ready even if ticks are still missing after a fetch");
+  cmd->add_option("-l,--load", so->load,
+                  "Load a save file or log before serving (repeatable; in the order given)");
+  cmd->add_option("--state", so->state_dir,
+                  "Keep the node's state in DIR: load it on start, log every change, write "
+                  "snapshots (config kv.server.state.dir)");
+  cmd->add_option("--sync", so->sync,
+                  "With --state: 'ack' answers a change only once it is on disk (default), "
+                  "'interval' syncs every second, 'none' leaves it to the OS "
+                  "(config kv.server.state.sync)")
+      ->check(CLI::IsMember({"ack", "interval", "none"}));
+  cmd->add_flag("--skip-damaged", so->skip_damaged,
+                "Load past damaged records in the middle of a file instead of refusing to start");
   cmd->callback([&g, so] {
     spdlog::set_level(g.verbose >= 2 ? spdlog::level::debug
                       : g.verbose    ? spdlog::level::info

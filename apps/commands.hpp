@@ -36,5 +36,6 @@ extern int command_status;
 void add_server_command(CLI::App& app, global_options& g);
 void add_data_command(CLI::App& app, global_options& g);
 void add_bench_command(CLI::App& app, global_options& g);
+void add_log_command(CLI::App& app, global_options& g);
 
 }  // namespace moatkv

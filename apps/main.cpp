@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   add_server_command(app, g);
   add_data_command(app, g);
   add_bench_command(app, g);
+  add_log_command(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

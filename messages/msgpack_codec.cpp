@@ -191,6 +191,12 @@ void encode(std::string& out, const value& v) {
   pack(pk, out, v);
 }
 
+void encode_map_header(std::string& out, size_t pairs) {
+  string_sink sink{out};
+  msgpack::packer<string_sink> pk(sink);
+  pk.pack_map(static_cast<uint32_t>(pairs));
+}
+
 std::string encode(const value& v) {
   std::string out;
   encode(out, v);
@@ -208,6 +214,26 @@ value decode(std::string_view bytes, const decode_limits& limits) {
   }
   if (off != bytes.size()) throw decode_error("msgpack: trailing bytes after the object");
   return convert(oh.get(), limits, 0);
+}
+
+bool decode_prefix(std::string_view bytes, size_t& offset, value& out,
+                   const decode_limits& limits) {
+  size_t off = offset;
+  msgpack::object_handle oh;
+  try {
+    oh = msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr,
+                         to_msgpack_limit(limits));
+  } catch (const msgpack::insufficient_bytes&) {
+    // msgpack-c reports every cut object this way: a cut header, a cut str/bin/ext payload
+    // or a container with missing elements. An array or map count above the limits is an
+    // error as soon as its header is read; a str/bin/ext length only once the payload is there.
+    return false;
+  } catch (const std::exception& e) {
+    throw decode_error(std::string("msgpack: ") + e.what());
+  }
+  out = convert(oh.get(), limits, 0);
+  offset = off;
+  return true;
 }
 
 array decode_path_elements(std::string_view payload, const decode_limits& limits) {

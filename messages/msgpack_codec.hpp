@@ -33,9 +33,19 @@ struct decode_limits {
 /// Append the msgpack encoding of `v` to `out`.
 void encode(std::string& out, const value& v);
 std::string encode(const value& v);
+/// Append a map header for `pairs` key/value pairs (the caller encodes them after it): for
+/// writers that build a record from parts they do not want to copy into a `value` first.
+void encode_map_header(std::string& out, size_t pairs);
 
 /// Decode exactly one complete msgpack object. Trailing bytes are an error.
 value decode(std::string_view bytes, const decode_limits& limits = {});
+
+/// Decode one complete msgpack object starting at `offset`; on success advance `offset` past it.
+/// Returns false (offset unchanged) if the bytes end before the object is complete, which is
+/// how a cut tail of a file looks. Throws decode_error on bytes that can never form a valid
+/// object (offset unchanged).
+bool decode_prefix(std::string_view bytes, size_t& offset, value& out,
+                   const decode_limits& limits = {});
 
 /// Decode the concatenated encodings of path elements (the payload of ext 3).
 array decode_path_elements(std::string_view payload, const decode_limits& limits = {});

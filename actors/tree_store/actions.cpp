@@ -224,7 +224,7 @@ struct kv_store::impl {
 
   value finish(value msg);
   void add_node_drop(map& m);
-  update_result receive_update(const value& msg);
+  update_result receive_update(value msg);
   info_result process_info(const value& msg, bool local);
 
   void on_change(const change_event& ev);
@@ -780,7 +780,7 @@ void kv_store::impl::add_node_drop(map& m) {
   m.emplace_back(value("node_drop"), value(std::move(a)));
 }
 
-update_result kv_store::impl::receive_update(const value& msg) {
+update_result kv_store::impl::receive_update(value msg) {
   update_result r;
   auto bad = [&](std::string error) {
     r.status = update_status::malformed;
@@ -804,11 +804,12 @@ update_result kv_store::impl::receive_update(const value& msg) {
   if (c.size() > max_chain_links) return bad("the chain is too long");
   for (const auto& l : c.links())
     if (l.tick > max_wire_counter) return bad("a chain tick is out of range");
+  // `msg` is our own copy: its value is moved, not copied, into the tree.
   std::optional<value> v;
   if (const value* x = msg.find("value"))
-    v = *x;
+    v = std::move(*const_cast<value*>(x));
   else if (const value* y = msg.find("new_value"))
-    v = *y;
+    v = std::move(*const_cast<value*>(y));
 
   own_tick_guard guard(*this);
   clock->seen(static_cast<uint64_t>(tock));
@@ -924,8 +925,12 @@ info_result kv_store::impl::process_info(const value& msg, bool local) {
 }
 
 update_result kv_store::receive_update(const value& msg) {
+  return receive_update(value(msg));
+}
+
+update_result kv_store::receive_update(value&& msg) {
   try {
-    return impl_->receive_update(msg);
+    return impl_->receive_update(std::move(msg));
   } catch (const std::exception& e) {
     return update_result{update_status::malformed, std::string("internal error: ") + e.what()};
   }
@@ -1092,6 +1097,10 @@ void kv_store::mark_ready() {
 
 bool kv_store::ready() const {
   return impl_->t.own_node().tick.has_value();
+}
+
+bool kv_store::knows_own_tick() const {
+  return ready() || impl_->own_floor.has_value();
 }
 
 size_t kv_store::purge_deleted(const node_set& ticks) {

@@ -162,6 +162,8 @@ class kv_store {
   /// cleared), creates the path (None allowed as the first element only) and applies the merge
   /// rule. Malformed input changes nothing. Does not call the update emitter.
   update_result receive_update(const value& msg);
+  /// The same, taking the message's value instead of copying it (file loads).
+  update_result receive_update(value&& msg);
 
   /// Called for every change applied whose chain head is this node — the local changes
   /// (set/delete/delete_tree, the *_internal variants, the init event), never changes from
@@ -211,6 +213,9 @@ class kv_store {
   /// for us, or 0; same as init_own_tick.
   void mark_ready();
   bool ready() const;
+  /// True if the node is ready or some input (a peer, a loaded file) named a tick of this
+  /// node: then the data describes this node's own past and it may become ready on it.
+  bool knows_own_tick() const;
 
   /// The DeleteActor's purge (§2.6 step 3); returns the number of entries purged.
   size_t purge_deleted(const node_set& ticks);

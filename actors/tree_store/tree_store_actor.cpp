@@ -1,49 +1,261 @@
 #include "actors/tree_store/tree_store_actor.hpp"
 
+#include <deque>
+#include <optional>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 
+#include "actors/persister/save_format.hpp"
 #include "actors/tree_store/actions.hpp"
+#include "actors/tree_store/tree.hpp"
+#include "actors/tree_store/wire_util.hpp"
+#include "messages/msgpack_codec.hpp"
 #include "messages/node_messages.hpp"
+#include "messages/persist_messages.hpp"
 
 namespace moatkv {
 
 namespace {
 
+// A log file fed with update records: the state directory's log (sink 0) or the log a client
+// asked for with action `log` (sink 1). Records collect in `buffer` while one message is
+// handled and go to the persister in one piece afterwards.
+struct log_sink {
+  int id = 0;
+  path_shortener shortener;  // one per file (§6)
+  std::string buffer;
+  uint64_t records_since_state = 0;
+  bool state_due = false;  // the periodic state record (60 s), as the original writes it
+};
+
+// The original writes a fresh state record every 60 s or after 1000 records.
+constexpr uint64_t state_record_every = 1000;
+constexpr auto state_record_interval = std::chrono::seconds(60);
+
+struct held_reply {
+  uint64_t lsn;
+  uint64_t conn;
+  int64_t seq;
+  action_result result;
+};
+
 struct tree_store_state {
-  std::unique_ptr<kv_store> store;
+  std::shared_ptr<kv_store> store;
   std::unordered_map<uint64_t, caf::actor> sessions;
   tree_store_options opts;
   // Watch events raised while a request runs wait here, so the request's own reply reaches
   // its client first (as in the original: a set's reply, then the watchers' events).
   bool in_request = false;
   std::vector<std::tuple<uint64_t, int64_t, value>> held_events;
+
+  caf::actor persister;
+  std::optional<log_sink> state_log;   // with a state directory
+  std::optional<log_sink> client_log;  // action `log`
+  uint64_t generation = 0;
+  uint64_t records_since_snapshot = 0;
+  bool snapshot_due = false;
+  bool node_table_touched = false;  // a store call ran since the last state record
+  // sync ack: replies wait for their log records (lsn) to be on disk.
+  uint64_t next_lsn = 0;
+  uint64_t synced_lsn = 0;
+  std::deque<held_reply> held_replies;
+  std::unordered_map<uint64_t, size_t> held_per_conn;
 };
 
-void deliver_event(caf::stateful_actor<tree_store_state>* self, uint64_t conn, int64_t seq,
-                   value msg) {
+using tree_store_actor = caf::stateful_actor<tree_store_state>;
+
+void deliver_event(tree_store_actor* self, uint64_t conn, int64_t seq, value msg) {
   auto it = self->state.sessions.find(conn);
   if (it != self->state.sessions.end())
     self->send(it->second, event_atom::value, seq, std::move(msg));
 }
 
-caf::behavior tree_store_impl(caf::stateful_actor<tree_store_state>* self, tree_store_options opts,
-                              std::shared_ptr<tock_clock> clock) {
+void send_reply(tree_store_actor* self, uint64_t conn, int64_t seq, action_result res) {
+  auto it = self->state.sessions.find(conn);
+  if (it != self->state.sessions.end())
+    self->send(it->second, reply_atom::value, seq, std::move(res));
+}
+
+action_result single(value msg) {
+  action_result r;
+  r.messages.push_back(std::move(msg));
+  return r;
+}
+
+value error_value(std::string_view type, std::string_view text) {
+  return value(map{{value("error"), value(wire::py_exc(type, text))}});
+}
+
+// delayed_send takes integral durations only (CAF 0.17).
+std::chrono::milliseconds ms_of(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+bool ack_mode(const tree_store_state& st) {
+  return st.state_log && st.opts.persist.sync == sync_mode::ack;
+}
+
+void append_record(log_sink& sink, const value& rec) {
+  encode(sink.buffer, rec);
+  ++sink.records_since_state;
+}
+
+// Hand the buffered records of `sink` to the persister; returns the lsn asked for (0: none).
+uint64_t flush_sink(tree_store_actor* self, log_sink& sink) {
+  auto& st = self->state;
+  bool had_records = !sink.buffer.empty();
+  if (sink.records_since_state >= state_record_every ||
+      (sink.state_due && (sink.records_since_state > 0 || st.node_table_touched))) {
+    encode(sink.buffer, state_record(*st.store));
+    sink.records_since_state = 0;
+    sink.state_due = false;
+  }
+  if (sink.buffer.empty()) return 0;
+  uint64_t lsn = 0;
+  if (sink.id == 0 && had_records && ack_mode(st)) lsn = ++st.next_lsn;
+  self->send(st.persister, persist_write_atom::value, sink.id, lsn, std::move(sink.buffer));
+  sink.buffer.clear();
+  return lsn;
+}
+
+void write_snapshot(tree_store_actor* self) {
+  auto& st = self->state;
+  auto t0 = std::chrono::steady_clock::now();
+  size_t entries = 0;
+  std::string bytes = encode_save(*st.store, save_options{true, true}, &entries);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("tree_store: snapshot {} serialised: {} entries, {:.1f} MB in {:.2f} s",
+               st.generation + 1, entries, static_cast<double>(bytes.size()) / 1e6, secs);
+  ++st.generation;
+  self->send(st.persister, persist_rotate_atom::value, st.generation, std::move(bytes));
+  // The new log file starts its depth compression afresh.
+  st.state_log->shortener = path_shortener();
+  st.state_log->records_since_state = 0;
+  st.records_since_snapshot = 0;
+  st.snapshot_due = false;
+}
+
+// After every message that may have changed the tree. Returns the state log's lsn (0: none).
+uint64_t flush_logs(tree_store_actor* self) {
+  auto& st = self->state;
+  uint64_t lsn = 0;
+  if (st.state_log) lsn = flush_sink(self, *st.state_log);
+  if (st.client_log) flush_sink(self, *st.client_log);
+  if (st.state_log || st.client_log) st.node_table_touched = false;
+  if (st.state_log && (st.records_since_snapshot >= st.opts.snapshot_records ||
+                       (st.snapshot_due && st.records_since_snapshot > 0)))
+    write_snapshot(self);
+  return lsn;
+}
+
+void release_replies(tree_store_actor* self) {
+  auto& st = self->state;
+  while (!st.held_replies.empty() && st.held_replies.front().lsn <= st.synced_lsn) {
+    held_reply h = std::move(st.held_replies.front());
+    st.held_replies.pop_front();
+    auto it = st.held_per_conn.find(h.conn);
+    if (it != st.held_per_conn.end() && --it->second == 0) st.held_per_conn.erase(it);
+    send_reply(self, h.conn, h.seq, std::move(h.result));
+  }
+}
+
+// Action `save {path, full}` (§6): the records are built here, written by the persister.
+void handle_save(tree_store_actor* self, uint64_t conn, int64_t seq, const value& req) {
+  auto& st = self->state;
+  const value* path = req.find("path");
+  if (path == nullptr || !path->is_str() || path->as_str().empty()) {
+    send_reply(self, conn, seq,
+               single(error_value("TypeError", "save needs a 'path' (file name)")));
+    return;
+  }
+  const value* full = req.find("full");
+  save_options so;
+  so.full = full != nullptr && wire::truthy(*full);
+  auto t0 = std::chrono::steady_clock::now();
+  size_t entries = 0;
+  std::string bytes = encode_save(*st.store, so, &entries);
+  std::string file = path->as_str();
+  self->request(st.persister, caf::infinite, persist_save_atom::value, file, std::move(bytes))
+      .then([self, conn, seq, file, entries, t0](const std::string& err) {
+        if (!err.empty()) {
+          send_reply(self, conn, seq, single(error_value("OSError", err)));
+          return;
+        }
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        spdlog::info("tree_store: saved {} entries to {} in {:.2f} s", entries, file, secs);
+        send_reply(self, conn, seq, single(value(map{{value("result"), value(true)}})));
+      });
+}
+
+// Action `log {path, fetch}`: start logging every change to `path` (nil: stop logging).
+void handle_log(tree_store_actor* self, uint64_t conn, int64_t seq, const value& req) {
+  auto& st = self->state;
+  const value* path = req.find("path");
+  if (path == nullptr || path->is_nil()) {
+    st.client_log.reset();
+    self->request(st.persister, caf::infinite, persist_close_atom::value)
+        .then([self, conn, seq](bool) {
+          send_reply(self, conn, seq, single(value(map{{value("result"), value(true)}})));
+        });
+    return;
+  }
+  if (!path->is_str() || path->as_str().empty()) {
+    send_reply(self, conn, seq,
+               single(error_value("TypeError", "log needs a 'path' (file name) or None")));
+    return;
+  }
+  const value* fetch = req.find("fetch");
+  std::string first = encode(state_record(*st.store));
+  if (fetch != nullptr && wire::truthy(*fetch)) first += encode_save(*st.store, save_options{true});
+  // From now on every change goes to the new sink; the persister opens the file before it
+  // sees the first of them (messages from one sender arrive in order).
+  st.client_log.emplace();
+  st.client_log->id = 1;
+  std::string file = path->as_str();
+  self->request(st.persister, caf::infinite, persist_open_atom::value, file, std::move(first))
+      .then([self, conn, seq, file](const std::string& err) {
+        if (!err.empty()) {
+          self->state.client_log.reset();
+          send_reply(self, conn, seq, single(error_value("OSError", err)));
+          return;
+        }
+        spdlog::info("tree_store: logging changes to {}", file);
+        send_reply(self, conn, seq, single(value(map{{value("result"), value(true)}})));
+      });
+}
+
+caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
+                              std::shared_ptr<kv_store> store) {
   auto& st = self->state;
   st.opts = opts;
-  st.store = std::make_unique<kv_store>(opts.node_name, std::move(clock));
-  if (opts.has_init)
-    st.store->set_initial_root(opts.init_value);
-  else if (opts.standalone)
-    st.store->init_own_tick();
+  st.store = std::move(store);
+  st.generation = opts.persist.generation;
+  st.persister = spawn_persister(self, opts.persist);
+  if (!opts.persist.state_dir.empty()) {
+    st.state_log.emplace();
+    st.state_log->id = 0;
+  }
   st.store->set_watch_emitter([self](uint64_t conn, int64_t seq, value msg) {
     if (self->state.in_request)
       self->state.held_events.emplace_back(conn, seq, std::move(msg));
     else
       deliver_event(self, conn, seq, std::move(msg));
   });
+  // Every applied change, local or replicated, goes to the logs.
+  st.store->data().add_change_listener([self](const change_event& ev) {
+    auto& st = self->state;
+    if (ev.e.event_chain().empty()) return;
+    if (st.state_log) {
+      append_record(*st.state_log, update_record(ev.e, st.state_log->shortener));
+      ++st.records_since_snapshot;
+    }
+    if (st.client_log) append_record(*st.client_log, update_record(ev.e, st.client_log->shortener));
+  });
+  self->delayed_send(self, state_record_interval, persist_tick_atom::value);
+  if (st.state_log && opts.snapshot_interval > 0)
+    self->delayed_send(self, ms_of(opts.snapshot_interval), persist_rotate_atom::value);
   self->set_down_handler([self](const caf::down_msg& dm) {
     // A session that died without saying goodbye: forget its connection.
     for (auto it = self->state.sessions.begin(); it != self->state.sessions.end(); ++it) {
@@ -62,28 +274,49 @@ caf::behavior tree_store_impl(caf::stateful_actor<tree_store_state>* self, tree_
                    self->state.store->greeting(self->state.opts.client_qlen));
       },
       [self](request_atom, uint64_t conn, const value& req) {
-        auto it = self->state.sessions.find(conn);
-        if (it == self->state.sessions.end()) return;
+        auto& st = self->state;
+        if (st.sessions.find(conn) == st.sessions.end()) return;
         int64_t seq = 0;
         if (const value* s = req.find("seq")) s->get_int(seq);
-        self->state.in_request = true;
-        action_result res = self->state.store->handle(conn, req);
-        self->state.in_request = false;
-        self->send(it->second, reply_atom::value, seq, std::move(res));
-        for (auto& [c, s, m] : self->state.held_events) deliver_event(self, c, s, std::move(m));
-        self->state.held_events.clear();
+        if (const value* a = req.is_map() ? req.find("action") : nullptr; a && a->is_str()) {
+          if (a->as_str() == "save") return handle_save(self, conn, seq, req);
+          if (a->as_str() == "log") return handle_log(self, conn, seq, req);
+        }
+        st.in_request = true;
+        action_result res = st.store->handle(conn, req);
+        st.in_request = false;
+        uint64_t lsn = flush_logs(self);
+        if (ack_mode(st) && (lsn > 0 || st.held_per_conn.count(conn) > 0)) {
+          // Not acknowledged before its record is on disk; later replies queue behind it.
+          st.held_replies.push_back({lsn > 0 ? lsn : st.next_lsn, conn, seq, std::move(res)});
+          ++st.held_per_conn[conn];
+        } else {
+          send_reply(self, conn, seq, std::move(res));
+        }
+        for (auto& [c, s, m] : st.held_events) deliver_event(self, c, s, std::move(m));
+        st.held_events.clear();
+      },
+      [self](persist_synced_atom, uint64_t lsn) {
+        auto& st = self->state;
+        if (lsn > st.synced_lsn) st.synced_lsn = lsn;
+        release_replies(self);
       },
       [self](cancel_atom, uint64_t conn, int64_t seq) {
         self->state.store->cancel_watch(conn, seq);
       },
       [self](store_call_atom, store_call& call) -> value {
+        auto& st = self->state;
+        value result;
         try {
-          return call.fn(*self->state.store);
+          result = call.fn(*st.store);
         } catch (const std::exception& e) {
           // A store call is internal code; log loudly but keep the single writer alive.
           spdlog::error("tree_store: store call failed: {}", e.what());
-          return value(map{{"error", std::string(e.what())}});
+          result = value(map{{"error", std::string(e.what())}});
         }
+        st.node_table_touched = true;
+        flush_logs(self);
+        return result;
       },
       [self](closed_atom, uint64_t conn) {
         auto it = self->state.sessions.find(conn);
@@ -93,14 +326,38 @@ caf::behavior tree_store_impl(caf::stateful_actor<tree_store_state>* self, tree_
         }
         self->state.store->drop_connection(conn);
       },
+      [self](persist_tick_atom) {
+        auto& st = self->state;
+        if (st.state_log) st.state_log->state_due = true;
+        if (st.client_log) st.client_log->state_due = true;
+        flush_logs(self);
+        self->delayed_send(self, state_record_interval, persist_tick_atom::value);
+      },
+      [self](persist_rotate_atom) {
+        auto& st = self->state;
+        st.snapshot_due = true;
+        flush_logs(self);
+        self->delayed_send(self, ms_of(st.opts.snapshot_interval), persist_rotate_atom::value);
+      },
+      [self](persist_finish_atom) -> caf::result<bool> {
+        // Clean shutdown: a last state record, everything to the persister, then its sync.
+        auto& st = self->state;
+        if (st.state_log) st.state_log->state_due = true;
+        st.node_table_touched = true;
+        flush_logs(self);
+        auto rp = self->make_response_promise<bool>();
+        self->request(st.persister, caf::infinite, persist_finish_atom::value)
+            .then([rp](bool ok) mutable { rp.deliver(ok); });
+        return rp;
+      },
   };
 }
 
 }  // namespace
 
 caf::actor spawn_tree_store(caf::actor_system& sys, tree_store_options opts,
-                            std::shared_ptr<tock_clock> clock) {
-  return sys.spawn(tree_store_impl, std::move(opts), std::move(clock));
+                            std::shared_ptr<kv_store> store) {
+  return sys.spawn(tree_store_impl, std::move(opts), std::move(store));
 }
 
 }  // namespace moatkv

@@ -3,28 +3,40 @@
 // It owns one `kv_store` and runs every client request against it in mailbox order, so the
 // merge rule and the watch registration need no locks. Sessions register with a hello and get
 // their replies and watch events as messages (see messages/node_messages.hpp).
+//
+// Persistence: it serialises every applied change (local and replicated) into the state log
+// and the client-requested log, and hands the bytes to its persister (spawned detached and
+// linked; actors/persister/persister_actor.hpp). With `sync ack`, a client's reply to a request
+// that changed the tree is held until the persister reports its records on disk; replies that
+// follow on the same connection wait behind it, so a client sees its replies in order. The
+// actions `save` and `log` are handled here (they need the persister), all others in kv_store.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include <caf/fwd.hpp>
 
+#include "actors/persister/persister_actor.hpp"
 #include "messages/value.hpp"
 
 namespace moatkv {
 
-class tock_clock;
+class kv_store;
 
 struct tree_store_options {
-  std::string node_name;
   int64_t client_qlen = 10;  // kv.server.buffer: the qlen offered in the greeting
-  bool standalone = true;    // no backend: ready at once
-  bool has_init = false;     // `server -I VALUE`
-  value init_value;
+  /// The state directory's log (empty = none), the generation to append to, sync mode.
+  persister_options persist;
+  /// kv.server.state.snapshot_interval (s) / snapshot_records: write a new snapshot when
+  /// either is reached (and something changed).
+  double snapshot_interval = 3600;
+  uint64_t snapshot_records = 1'000'000;
 };
 
+/// `store` is ready or not as the caller left it (loaded, initialised, or waiting for a sync).
 caf::actor spawn_tree_store(caf::actor_system& sys, tree_store_options opts,
-                            std::shared_ptr<tock_clock> clock);
+                            std::shared_ptr<kv_store> store);
 
 }  // namespace moatkv

@@ -19,27 +19,6 @@ namespace moatkv::test {
 using clock_type = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// ---- temp_dir ---------------------------------------------------------------------------------
-
-temp_dir::temp_dir() {
-  std::string tmpl = "/tmp/moatkv-cluster-test.XXXXXX";
-  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-  path_ = tmpl;
-}
-
-temp_dir::~temp_dir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-std::string temp_dir::write(const std::string& name, const std::string& content) const {
-  std::string file = path_ + "/" + name;
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out << content;
-  if (!out) throw std::runtime_error("cannot write " + file);
-  return file;
-}
-
 // ---- config -----------------------------------------------------------------------------------
 
 std::string node_yaml(const cluster_node_config& cfg) {

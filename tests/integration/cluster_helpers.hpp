@@ -28,23 +28,11 @@
 
 #include "messages/value.hpp"
 #include "tests/integration/node_process.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace moatkv::test {
 
 /// A fresh directory under /tmp, removed (recursively) by the destructor.
-class temp_dir {
- public:
-  temp_dir();
-  ~temp_dir();
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  const std::string& path() const { return path_; }
-  /// Writes `content` to path()/name (replacing it) and returns the full file name.
-  std::string write(const std::string& name, const std::string& content) const;
-
- private:
-  std::string path_;
-};
 
 /// What goes into a node's YAML config.
 struct cluster_node_config {
