@@ -56,6 +56,7 @@ struct tree_store_state {
   uint64_t generation = 0;
   uint64_t records_since_snapshot = 0;
   bool snapshot_due = false;
+  bool flush_queued = false;        // a persist_flush_atom is in our mailbox
   bool node_table_touched = false;  // a store call ran since the last state record
   // sync ack: replies wait for their log records (lsn) to be on disk.
   uint64_t next_lsn = 0;
@@ -137,9 +138,10 @@ void write_snapshot(tree_store_actor* self) {
   st.snapshot_due = false;
 }
 
-// After every message that may have changed the tree. Returns the state log's lsn (0: none).
+// Hands everything buffered to the persister. Returns the state log's lsn (0: none).
 uint64_t flush_logs(tree_store_actor* self) {
   auto& st = self->state;
+  st.flush_queued = false;
   uint64_t lsn = 0;
   if (st.state_log) lsn = flush_sink(self, *st.state_log);
   if (st.client_log) flush_sink(self, *st.client_log);
@@ -148,6 +150,18 @@ uint64_t flush_logs(tree_store_actor* self) {
                        (st.snapshot_due && st.records_since_snapshot > 0)))
     write_snapshot(self);
   return lsn;
+}
+
+// After every message that may have changed the tree: records collect while more messages
+// wait, and one flush message queued behind them hands them over in one piece (one write(2),
+// and with sync ack one group commit, for a whole burst of pipelined requests).
+void schedule_flush(tree_store_actor* self) {
+  auto& st = self->state;
+  bool pending = (st.state_log && !st.state_log->buffer.empty()) ||
+                 (st.client_log && !st.client_log->buffer.empty());
+  if (st.flush_queued || !pending) return;
+  st.flush_queued = true;
+  self->send(self, persist_flush_atom::value);
 }
 
 void release_replies(tree_store_actor* self) {
@@ -194,6 +208,7 @@ void handle_log(tree_store_actor* self, uint64_t conn, int64_t seq, const value&
   auto& st = self->state;
   const value* path = req.find("path");
   if (path == nullptr || path->is_nil()) {
+    flush_logs(self);
     st.client_log.reset();
     self->request(st.persister, caf::infinite, persist_close_atom::value)
         .then([self, conn, seq](bool) {
@@ -206,6 +221,7 @@ void handle_log(tree_store_actor* self, uint64_t conn, int64_t seq, const value&
                single(error_value("TypeError", "log needs a 'path' (file name) or None")));
     return;
   }
+  flush_logs(self);  // what the previous log still buffers goes to it, not to the new one
   const value* fetch = req.find("fetch");
   std::string first = encode(state_record(*st.store));
   if (fetch != nullptr && wire::truthy(*fetch)) first += encode_save(*st.store, save_options{true});
@@ -282,13 +298,17 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
           if (a->as_str() == "save") return handle_save(self, conn, seq, req);
           if (a->as_str() == "log") return handle_log(self, conn, seq, req);
         }
+        size_t logged_before = st.state_log ? st.state_log->buffer.size() : 0;
         st.in_request = true;
         action_result res = st.store->handle(conn, req);
         st.in_request = false;
-        uint64_t lsn = flush_logs(self);
-        if (ack_mode(st) && (lsn > 0 || st.held_per_conn.count(conn) > 0)) {
+        bool logged = st.state_log && st.state_log->buffer.size() > logged_before;
+        schedule_flush(self);
+        if (ack_mode(st) && (logged || st.held_per_conn.count(conn) > 0)) {
           // Not acknowledged before its record is on disk; later replies queue behind it.
-          st.held_replies.push_back({lsn > 0 ? lsn : st.next_lsn, conn, seq, std::move(res)});
+          // The buffered records get lsn next_lsn + 1 when they are flushed.
+          uint64_t lsn = st.next_lsn + (st.state_log->buffer.empty() ? 0 : 1);
+          st.held_replies.push_back({lsn, conn, seq, std::move(res)});
           ++st.held_per_conn[conn];
         } else {
           send_reply(self, conn, seq, std::move(res));
@@ -315,7 +335,7 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
           result = value(map{{"error", std::string(e.what())}});
         }
         st.node_table_touched = true;
-        flush_logs(self);
+        schedule_flush(self);
         return result;
       },
       [self](closed_atom, uint64_t conn) {
@@ -326,6 +346,7 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
         }
         self->state.store->drop_connection(conn);
       },
+      [self](persist_flush_atom) { flush_logs(self); },
       [self](persist_tick_atom) {
         auto& st = self->state;
         if (st.state_log) st.state_log->state_due = true;
