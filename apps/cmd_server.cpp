@@ -1,8 +1,13 @@
 // `moatkv server NAME`: run a node until SIGINT/SIGTERM.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <map>
 
@@ -61,6 +66,35 @@ void show_progress(const load_progress& p) {
                  rate);
 }
 
+// One node per state directory: a second one would write its own generation and delete the
+// files the first is still appending to, losing what the first acknowledges from then on.
+// DIR/lock is held with flock(2) for the life of the process (the kernel releases it when
+// the process ends, however it ends) and names the holder's pid.
+void lock_state_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw config_error("state directory " + dir + ": " + ec.message());
+  const std::string file = (std::filesystem::path(dir) / "lock").string();
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw config_error(file + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    char buf[32] = {};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    std::string holder(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    if (err == EWOULDBLOCK)
+      throw config_error("state directory " + dir + " is in use by another node" +
+                         (holder.empty() ? std::string() : " (pid " + holder + ")"));
+    throw config_error(file + ": flock: " + std::strerror(err));
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0)
+    spdlog::warn("{}: cannot record the pid: {}", file, std::strerror(errno));
+  // fd stays open on purpose: closing it would release the lock.
+}
+
 // The store before the actors start: loaded from the state directory and `-l` files, then
 // made ready as the original does (its own tick from the data, `-I`, or standalone).
 std::shared_ptr<kv_store> prepare_store(const server_options& so, const node_config& cfg,
@@ -96,6 +130,7 @@ std::shared_ptr<kv_store> prepare_store(const server_options& so, const node_con
   }
   std::optional<state_dir_plan> plan;
   if (dir) {
+    lock_state_dir(*dir);
     plan = plan_state_dir(*dir);
     if (plan->snapshot) load_file(loader, *plan->snapshot, flo);
     for (const auto& log : plan->logs) load_file(loader, log, flo);

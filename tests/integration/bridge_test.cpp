@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -286,8 +287,12 @@ TEST_CASE("mqtt bridge: link up, own messages once per filter, two bridges, wild
   size_t ended = 0;
   for (size_t at = 0; (at = log.find(" disconnected", at)) != std::string::npos; ++at) ++ended;
   CHECK_MESSAGE(ended == 2, log);
-  CHECK_MESSAGE(log.find("closed its connection.\n", log.find("moatkv-")) == std::string::npos,
-                log);
+  // And no bridge just dropped its socket (the test's port probe shows up as <unknown>).
+  std::istringstream lines(log);
+  for (std::string l; std::getline(lines, l);)
+    CHECK_MESSAGE(!(l.find("moatkv-") != std::string::npos &&
+                    l.find("closed its connection") != std::string::npos),
+                  l);
 }
 
 TEST_CASE("mqtt bridge: topic filter syntax and matching") {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/integration/client_ok.hpp"
 #include "tests/integration/node_process.hpp"
 
 namespace moatkv::test {
@@ -45,17 +46,6 @@ YAML::Node parse_yaml(const command_result& r) {
     FAIL("output is not YAML (" << e.what() << "): " << r.describe());
   }
   return {};
-}
-
-// Runs a client command that must succeed.
-command_result ok(const node_process& node, const std::vector<std::string>& args) {
-  command_result r = node.client(args);
-  std::string cmd = "moatkv";
-  for (const auto& a : args) cmd += " " + a;
-  INFO(cmd << ": " << r.describe());
-  CHECK(r.exit_code == 0);
-  CHECK(!r.timed_out);
-  return r;
 }
 
 // Splits the monitor output into its YAML documents (each ends with a `---` line).
