@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -340,6 +341,20 @@ int run_server(const global_options& g, const server_options& so) {
       std::cerr << "moatkv: node " << so.name << " stopped: an essential actor failed\n";
       status = 1;
       break;
+    }
+  }
+  // Let sessions whose clients already hung up finish before the listener (linked to them)
+  // ends: CAF 0.17 never frees a connection that is still open when its broker is killed.
+  // Clients that stay connected are cut off after the grace period.
+  {
+    caf::scoped_actor asker{sys};
+    auto grace_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    while (std::chrono::steady_clock::now() < grace_end) {
+      int64_t open = -1;
+      asker->request(store, std::chrono::milliseconds(200), session_count_atom::value)
+          .receive([&](int64_t n) { open = n; }, [](const caf::error&) {});
+      if (open <= 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
   caf::anon_send_exit(lh.actor, caf::exit_reason::user_shutdown);

@@ -35,6 +35,8 @@ using event_atom = caf::atom_constant<caf::atom("kv_event")>;
 using cancel_atom = caf::atom_constant<caf::atom("kv_cancel")>;
 using closed_atom = caf::atom_constant<caf::atom("kv_closed")>;
 using store_call_atom = caf::atom_constant<caf::atom("kv_call")>;
+// -> tree_store: how many client sessions are registered (answered with an int64)
+using session_count_atom = caf::atom_constant<caf::atom("kv_nsess")>;
 using ready_atom = caf::atom_constant<caf::atom("kv_ready")>;     // -> gossip: answered when ready
 using fetched_atom = caf::atom_constant<caf::atom("g_fetched")>;  // peer fetch -> gossip: done
 // Client pass-through to the backend (actions msg_send / msg_monitor), session -> gossip:

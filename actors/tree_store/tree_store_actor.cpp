@@ -347,6 +347,7 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
         self->state.store->drop_connection(conn);
       },
       [self](persist_flush_atom) { flush_logs(self); },
+      [self](session_count_atom) { return static_cast<int64_t>(self->state.sessions.size()); },
       [self](persist_tick_atom) {
         auto& st = self->state;
         if (st.state_log) st.state_log->state_due = true;
