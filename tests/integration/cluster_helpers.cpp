@@ -30,6 +30,7 @@ std::string node_yaml(const cluster_node_config& cfg) {
   if (cfg.backend == "serf")
     y << "    serf:\n      host: 127.0.0.1\n      port: " << cfg.serf_rpc_port << "\n";
   y << "    ping:\n      cycle: " << cfg.ping_cycle << "\n      gap: " << cfg.ping_gap << "\n";
+  if (!cfg.state_dir.empty()) y << "    state:\n      dir: \"" << cfg.state_dir << "\"\n";
   if (!cfg.hostmap.empty()) {
     y << "  hostmap:\n";
     for (const auto& [name, port] : cfg.hostmap)

@@ -32,8 +32,6 @@
 
 namespace moatkv::test {
 
-/// A fresh directory under /tmp, removed (recursively) by the destructor.
-
 /// What goes into a node's YAML config.
 struct cluster_node_config {
   std::string backend = "mqtt";  // mqtt | serf
@@ -42,6 +40,7 @@ struct cluster_node_config {
   double ping_cycle = 2.0;       // short, so joins and recovery take seconds
   double ping_gap = 0.5;
   std::map<std::string, uint16_t> hostmap;  // peer name -> client port on 127.0.0.1
+  std::string state_dir;                    // kv.server.state.dir (empty: no state directory)
 };
 
 /// The YAML text of that config.

@@ -15,6 +15,8 @@
 // owned by an RAII object and stopped by PID; all traffic stays on 127.0.0.1. To investigate a
 // failure, set MOATKV_TEST_LOG_DIR=DIR (node logs and the partition tests' broker traffic are
 // saved there) and MOATKV_TEST_NODE_DEBUG=1 (debug logging).
+#include <signal.h>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -313,6 +315,59 @@ TEST_SUITE("cluster") {
                       << logs_of(four));
     convergence cf = wait_converged(four, replicate_timeout);
     CHECK_MESSAGE(cf.converged, cf.detail << logs_of(four));
+  }
+
+  TEST_CASE(
+      "cluster: a node killed with SIGKILL comes back from its state directory and catches "
+      "up") {
+    mosquitto_process broker;
+    temp_dir dir;
+    auto ports = pick_ports({"n1", "n2"});
+    cluster_node_config cfg;
+    cfg.mqtt_uri = broker.uri();
+    cfg.hostmap = ports;
+    cluster_node_config cfg2 = cfg;
+    cfg2.state_dir = dir.file("n2-state");
+
+    cluster_node n1(dir, "n1", ports["n1"], cfg, "init-n1");
+    auto n2 = std::make_unique<cluster_node>(dir, "n2", ports["n2"], cfg2);
+    std::vector<cluster_node*> both{&n1, n2.get()};
+    set_value(n1, "s.n1", value("from-n1"));
+    set_value(*n2, "s.n2", value("from-n2"));
+    set_value(*n2, "s.gone", value("deleted while n2 is down"));
+    set_value(*n2, "s.n2b", value("n2's last write"));
+    convergence c0 = wait_converged(both, replicate_timeout);
+    REQUIRE_MESSAGE(c0.converged, c0.detail << logs_of(both));
+
+    // SIGKILL: no clean shutdown, the state directory is all n2 keeps.
+    ::kill(n2->pid(), SIGKILL);
+    n2.reset();
+    set_value(n1, "s.down", value("written while n2 was down"));
+    set_value(n1, "s.n2", value("overwritten by n1"));
+    delete_value(n1, "s.gone");
+
+    auto t_restart = clock_type::now();
+    n2 = std::make_unique<cluster_node>(dir, "n2", ports["n2"], cfg2);
+    both = {&n1, n2.get()};
+    // Ready on its own data at once (no fetch), then the recovery brings what it missed.
+    CHECK(get_value(*n2, "s.n2b") == std::optional<value>(value("n2's last write")));
+    convergence c1 = wait_converged(both, converge_timeout);
+    MESSAGE("n2 from its state directory: serving after " << ms_text(n2->ready_after())
+                                                          << ", identical trees after "
+                                                          << ms_text(since(t_restart)));
+    REQUIRE_MESSAGE(c1.converged, c1.detail << c1.history_text() << logs_of(both));
+    check_values(both, c1.trees,
+                 {{"s.n1", value("from-n1")},
+                  {"s.n2", value("overwritten by n1")},
+                  {"s.n2b", value("n2's last write")},
+                  {"s.down", value("written while n2 was down")}});
+    check_absent(both, c1.trees, "s.gone");
+
+    // Its ticks continue past the ones it used before the kill, so its writes replicate.
+    set_value(*n2, "s.after", value("written after the restart"));
+    CHECK_MESSAGE(wait_value_everywhere(both, "s.after", value("written after the restart"),
+                                        replicate_timeout),
+                  logs_of(both));
   }
 
   TEST_CASE(
