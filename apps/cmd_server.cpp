@@ -114,6 +114,9 @@ std::shared_ptr<kv_store> prepare_store(const server_options& so, const node_con
   int64_t every = cfg.get_int("kv.server.state.snapshot_records", 1'000'000);
   if (every <= 0) throw config_error("kv.server.state.snapshot_records must be positive");
   topts.snapshot_records = static_cast<uint64_t>(every);
+  int64_t step = cfg.get_int("kv.server.state.snapshot_step", 20'000);
+  if (step <= 0) throw config_error("kv.server.state.snapshot_step must be positive");
+  topts.snapshot_step = static_cast<uint64_t>(step);
 
   auto store = std::make_shared<kv_store>(so.name, clock);
   record_loader loader(*store);

@@ -5,9 +5,11 @@
 //                             1 = the client-requested log of action `log`); lsn > 0 asks for
 //                             a (persist_synced_atom, lsn) once the bytes are on disk
 //   persister -> tree_store : (persist_synced_atom, uint64 lsn)  everything up to lsn is durable
-//   tree_store -> persister : (persist_rotate_atom, uint64 gen, string snapshot)
-//                             write snapshot <gen>, switch the state log to log <gen>, delete
-//                             older generations
+//   tree_store -> persister : (persist_rotate_atom, uint64 gen)
+//                             switch the state log to log <gen> (snapshot <gen> follows)
+//   tree_store -> persister : (persist_snapshot_atom, uint64 gen, string snapshot)
+//                             write snapshot <gen>, then delete older generations
+//   tree_store -> tree_store: (persist_step_atom)   the next step of a snapshot in progress
 //   tree_store -> persister : (persist_open_atom, string path, string first_records) -> string
 //                             start the client log at path ("" = started, else the error)
 //   tree_store -> persister : (persist_close_atom) -> bool          stop the client log
@@ -25,6 +27,8 @@ namespace moatkv {
 using persist_write_atom = caf::atom_constant<caf::atom("p_write")>;
 using persist_synced_atom = caf::atom_constant<caf::atom("p_synced")>;
 using persist_rotate_atom = caf::atom_constant<caf::atom("p_rotate")>;
+using persist_snapshot_atom = caf::atom_constant<caf::atom("p_snap")>;
+using persist_step_atom = caf::atom_constant<caf::atom("p_step")>;
 using persist_open_atom = caf::atom_constant<caf::atom("p_open")>;
 using persist_close_atom = caf::atom_constant<caf::atom("p_close")>;
 using persist_save_atom = caf::atom_constant<caf::atom("p_save")>;

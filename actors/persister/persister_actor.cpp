@@ -134,16 +134,24 @@ caf::behavior persister_impl(persister_actor* self, persister_options opts, caf:
         }
         self->delayed_send(self, std::chrono::seconds(1), persist_tick_atom::value);
       },
-      [self](persist_rotate_atom, uint64_t gen, const std::string& snapshot) {
+      [self](persist_rotate_atom, uint64_t gen) {
+        // The new log starts before the snapshot it belongs to is complete; until that is on
+        // disk, the old snapshot plus both logs are the state (state_dir.hpp).
+        auto& st = self->state;
+        if (st.opts.state_dir.empty()) return;
+        or_die(self, "starting a new log", [&] {
+          sync_state_log(self);
+          st.state_log =
+              std::make_unique<record_file_writer>(log_file(st.opts.state_dir, gen), true);
+          st.opts.generation = gen;
+        });
+      },
+      [self](persist_snapshot_atom, uint64_t gen, const std::string& snapshot) {
         auto& st = self->state;
         if (st.opts.state_dir.empty()) return;
         or_die(self, "writing a snapshot", [&] {
           auto t0 = std::chrono::steady_clock::now();
-          sync_state_log(self);
           write_file_atomically(snapshot_file(st.opts.state_dir, gen), snapshot);
-          st.state_log =
-              std::make_unique<record_file_writer>(log_file(st.opts.state_dir, gen), true);
-          st.opts.generation = gen;
           size_t removed = remove_old_generations(st.opts.state_dir, gen);
           double secs =
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

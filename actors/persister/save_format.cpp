@@ -1,5 +1,6 @@
 #include "actors/persister/save_format.hpp"
 
+#include <cstdint>
 #include <vector>
 
 #include "actors/tree_store/actions.hpp"
@@ -19,26 +20,6 @@ value state_record(kv_store& store) {
 }
 
 namespace {
-
-// Pre-order walk in child insertion order (the original's `Entry.walk`), with an explicit
-// stack (a path can be deeper than the call stack would like). `fn(entry, path)` gets the
-// entry's path, kept up to date incrementally instead of rebuilt for every entry.
-template <typename Fn>
-void walk(const entry& top, Fn&& fn) {
-  std::vector<std::pair<const entry*, size_t>> stack{{&top, 0}};
-  array path;
-  while (!stack.empty()) {
-    auto [e, depth] = stack.back();
-    stack.pop_back();
-    if (depth > 0) {
-      path.resize(depth - 1);
-      path.push_back(e->name());
-    }
-    fn(*e, path);
-    const auto& kids = e->children();
-    for (auto it = kids.rbegin(); it != kids.rend(); ++it) stack.emplace_back(it->get(), depth + 1);
-  }
-}
 
 void encode_key(std::string& out, const char* key) {
   encode(out, value(key));
@@ -68,52 +49,74 @@ void encode_entry_record(std::string& out, const entry& e, const array& path,
   encode(out, value(depth));
 }
 
-// The records of a save appended to `out`; `record_done` runs after each one.
-template <typename Done>
-size_t save_records(kv_store& store, const save_options& opts, std::string& out,
-                    Done&& record_done) {
-  tree& t = store.data();
-  encode(out, state_record(store));
-  record_done();
-  path_shortener shortener;
-  size_t entries = 0;
-  // The walk from the root reaches the meta tree too (the root's child None, its first
-  // child): it is left out unless `full`.
-  walk(t.root(), [&](const entry& e, const array& path) {
-    if (!e.has_data()) return;
-    if (e.is_meta() && !opts.full) return;
-    encode_entry_record(out, e, path, shortener);
-    record_done();
-    ++entries;
-  });
-  if (opts.tombstones) {
-    walk(t.root(), [&](const entry& e, const array&) {
-      if (e.has_data() || e.event_chain().empty()) return;
-      if (e.is_meta() && !opts.full) return;
-      path_shortener own;  // depth 0 with the full path: see the header
-      encode(out, update_record(e, own));
-      record_done();
-    });
-  }
-  return entries;
+}  // namespace
+
+save_writer::save_writer(kv_store& store, const save_options& opts) : store_(store), opts_(opts) {
+  encode(out_, state_record(store_));
+  ++records_;
+  stack_.emplace_back(&store_.data().root(), 0);
 }
 
-}  // namespace
+// A pre-order walk in child insertion order (the original's `Entry.walk`) with an explicit
+// stack, run once for the entries and once more for the tombstones; the path is kept up to
+// date incrementally instead of being rebuilt for every entry.
+bool save_writer::step(size_t max_entries) {
+  size_t visited = 0;
+  while (visited < max_entries) {
+    if (stack_.empty()) {
+      if (tombstone_pass_ || !opts_.tombstones) return true;
+      tombstone_pass_ = true;
+      stack_.emplace_back(&store_.data().root(), 0);
+      path_.clear();
+    }
+    auto [e, depth] = stack_.back();
+    stack_.pop_back();
+    ++visited;
+    if (depth > 0) {
+      path_.resize(depth - 1);
+      path_.push_back(e->name());
+    }
+    const auto& kids = e->children();
+    for (auto it = kids.rbegin(); it != kids.rend(); ++it)
+      stack_.emplace_back(it->get(), depth + 1);
+    // The walk from the root reaches the meta tree too (the root's child None): it is left
+    // out unless `full`.
+    if (e->is_meta() && !opts_.full) continue;
+    if (!tombstone_pass_) {
+      if (!e->has_data()) continue;
+      encode_entry_record(out_, *e, path_, shortener_);
+      ++entries_;
+    } else {
+      if (e->has_data() || e->event_chain().empty()) continue;
+      path_shortener own;  // depth 0 with the full path: see the header
+      encode(out_, update_record(*e, own));
+    }
+    ++records_;
+  }
+  return stack_.empty() && (tombstone_pass_ || !opts_.tombstones);
+}
 
 size_t write_save(kv_store& store, const save_options& opts,
                   const std::function<void(std::string_view record)>& sink) {
-  std::string buf;
-  return save_records(store, opts, buf, [&] {
-    sink(buf);
-    buf.clear();
-  });
+  // Record by record: each step visits one entry, and the buffer is handed over whenever it
+  // holds a record.
+  save_writer w(store, opts);
+  for (bool done = false; !done;) {
+    done = w.step(1);
+    if (!w.buffer().empty()) {
+      sink(w.buffer());
+      w.buffer().clear();
+    }
+  }
+  return w.entries();
 }
 
 std::string encode_save(kv_store& store, const save_options& opts, size_t* entries) {
-  std::string out;
-  size_t n = save_records(store, opts, out, [] {});
-  if (entries != nullptr) *entries = n;
-  return out;
+  save_writer w(store, opts);
+  while (!w.step(SIZE_MAX)) {
+  }
+  if (entries != nullptr) *entries = w.entries();
+  return std::move(w.buffer());
 }
 
 value update_record(const entry& e, path_shortener& shortener) {

@@ -24,6 +24,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "actors/tree_store/depth_compression.hpp"
 #include "messages/value.hpp"
@@ -39,6 +41,36 @@ value state_record(kv_store& store);
 struct save_options {
   bool full = false;        // also the meta tree (`save {full: true}`, logs with `fetch`)
   bool tombstones = false;  // state-directory snapshots only, see above
+};
+
+/// A save built in steps, so that the single writer can interleave it with other work (a
+/// snapshot of a million entries would otherwise stall every client for a second). Between
+/// steps the tree may change, but no entry may be removed (the caller finishes the save before
+/// anything that purges tombstones): the result is then a fuzzy snapshot, each entry as it was
+/// when visited, which together with the log begun before the first step loads to the right
+/// tree (applying an update is idempotent, and older states lose against newer ones).
+class save_writer {
+ public:
+  /// Writes the state record at once.
+  save_writer(kv_store& store, const save_options& opts);
+  /// Visits up to `max_entries` more entries, appending their records to buffer(). True when
+  /// the save is complete.
+  bool step(size_t max_entries);
+  /// The encoded records so far (the caller may take or clear them between steps).
+  std::string& buffer() { return out_; }
+  size_t entries() const { return entries_; }
+  size_t records() const { return records_; }
+
+ private:
+  kv_store& store_;
+  save_options opts_;
+  std::string out_;
+  std::vector<std::pair<const entry*, size_t>> stack_;  // (entry, depth) still to visit
+  array path_;                                          // the path of the entry last visited
+  path_shortener shortener_;
+  bool tombstone_pass_ = false;
+  size_t entries_ = 0;
+  size_t records_ = 0;
 };
 
 /// A whole save: state record, then the records described above. Each record is handed to

@@ -1,5 +1,6 @@
 #include "actors/tree_store/tree_store_actor.hpp"
 
+#include <cstdint>
 #include <deque>
 #include <optional>
 #include <unordered_map>
@@ -56,7 +57,9 @@ struct tree_store_state {
   uint64_t generation = 0;
   uint64_t records_since_snapshot = 0;
   bool snapshot_due = false;
-  bool flush_queued = false;        // a persist_flush_atom is in our mailbox
+  bool flush_queued = false;                  // a persist_flush_atom is in our mailbox
+  std::unique_ptr<save_writer> snapshot_job;  // a snapshot being built, see start_snapshot
+  std::chrono::steady_clock::time_point snapshot_started;
   bool node_table_touched = false;  // a store call ran since the last state record
   // sync ack: replies wait for their log records (lsn) to be on disk.
   uint64_t next_lsn = 0;
@@ -121,21 +124,42 @@ uint64_t flush_sink(tree_store_actor* self, log_sink& sink) {
   return lsn;
 }
 
-void write_snapshot(tree_store_actor* self) {
+// A snapshot is built in steps between other messages (save_writer), so that a big tree
+// does not stall clients. The new log starts first: every change from then on is in it,
+// whatever state the snapshot catches its entry in.
+void start_snapshot(tree_store_actor* self) {
   auto& st = self->state;
-  auto t0 = std::chrono::steady_clock::now();
-  size_t entries = 0;
-  std::string bytes = encode_save(*st.store, save_options{true, true}, &entries);
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  spdlog::info("tree_store: snapshot {} serialised: {} entries, {:.1f} MB in {:.2f} s",
-               st.generation + 1, entries, static_cast<double>(bytes.size()) / 1e6, secs);
   ++st.generation;
-  self->send(st.persister, persist_rotate_atom::value, st.generation, std::move(bytes));
+  self->send(st.persister, persist_rotate_atom::value, st.generation);
   // The new log file starts its depth compression afresh.
   st.state_log->shortener = path_shortener();
   st.state_log->records_since_state = 0;
   st.records_since_snapshot = 0;
   st.snapshot_due = false;
+  st.snapshot_started = std::chrono::steady_clock::now();
+  st.snapshot_job = std::make_unique<save_writer>(*st.store, save_options{true, true});
+  self->send(self, persist_step_atom::value);
+}
+
+void finish_snapshot(tree_store_actor* self) {
+  auto& st = self->state;
+  std::string bytes = std::move(st.snapshot_job->buffer());
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - st.snapshot_started).count();
+  spdlog::info("tree_store: snapshot {} built: {} entries, {:.1f} MB in {:.2f} s", st.generation,
+               st.snapshot_job->entries(), static_cast<double>(bytes.size()) / 1e6, secs);
+  st.snapshot_job.reset();
+  self->send(st.persister, persist_snapshot_atom::value, st.generation, std::move(bytes));
+}
+
+// Entries visited by a snapshot in progress must not be removed: whatever may purge
+// tombstones (store calls: infos, the deleter) completes the snapshot first.
+void complete_snapshot(tree_store_actor* self) {
+  auto& st = self->state;
+  if (!st.snapshot_job) return;
+  while (!st.snapshot_job->step(SIZE_MAX)) {
+  }
+  finish_snapshot(self);
 }
 
 // Hands everything buffered to the persister. Returns the state log's lsn (0: none).
@@ -146,9 +170,10 @@ uint64_t flush_logs(tree_store_actor* self) {
   if (st.state_log) lsn = flush_sink(self, *st.state_log);
   if (st.client_log) flush_sink(self, *st.client_log);
   if (st.state_log || st.client_log) st.node_table_touched = false;
-  if (st.state_log && (st.records_since_snapshot >= st.opts.snapshot_records ||
-                       (st.snapshot_due && st.records_since_snapshot > 0)))
-    write_snapshot(self);
+  if (st.state_log && !st.snapshot_job &&
+      (st.records_since_snapshot >= st.opts.snapshot_records ||
+       (st.snapshot_due && st.records_since_snapshot > 0)))
+    start_snapshot(self);
   return lsn;
 }
 
@@ -326,6 +351,7 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
       },
       [self](store_call_atom, store_call& call) -> value {
         auto& st = self->state;
+        complete_snapshot(self);
         value result;
         try {
           result = call.fn(*st.store);
@@ -347,6 +373,15 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
         self->state.store->drop_connection(conn);
       },
       [self](persist_flush_atom) { flush_logs(self); },
+      [self](persist_step_atom) {
+        auto& st = self->state;
+        if (!st.snapshot_job) return;
+        // About 10-20 ms of work per step by default; waiting requests are served in between.
+        if (st.snapshot_job->step(st.opts.snapshot_step))
+          finish_snapshot(self);
+        else
+          self->send(self, persist_step_atom::value);
+      },
       [self](session_count_atom) { return static_cast<int64_t>(self->state.sessions.size()); },
       [self](persist_tick_atom) {
         auto& st = self->state;
@@ -364,6 +399,7 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
       [self](persist_finish_atom) -> caf::result<bool> {
         // Clean shutdown: a last state record, everything to the persister, then its sync.
         auto& st = self->state;
+        complete_snapshot(self);
         if (st.state_log) st.state_log->state_due = true;
         st.node_table_touched = true;
         flush_logs(self);

@@ -33,6 +33,8 @@ struct tree_store_options {
   /// either is reached (and something changed).
   double snapshot_interval = 3600;
   uint64_t snapshot_records = 1'000'000;
+  /// kv.server.state.snapshot_step: entries a snapshot visits between two other messages.
+  uint64_t snapshot_step = 20'000;
 };
 
 /// `store` is ready or not as the caller left it (loaded, initialised, or waiting for a sync).
