@@ -167,9 +167,14 @@ std::shared_ptr<kv_store> prepare_store(const server_options& so, const node_con
     std::string bytes = encode_save(*store, save_options{true, true}, &entries);
     write_file_atomically(snapshot_file(*dir, topts.persist.generation), bytes);
     remove_old_generations(*dir, topts.persist.generation);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double mb = static_cast<double>(bytes.size()) / 1e6;
     spdlog::info("state {}: snapshot {} with {} entries ({:.1f} MB) in {:.2f} s", *dir,
-                 topts.persist.generation, entries, static_cast<double>(bytes.size()) / 1e6,
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                 topts.persist.generation, entries, mb, secs);
+    if (::isatty(STDERR_FILENO) && entries > 0)
+      std::fprintf(stderr, "wrote snapshot %s: %zu entries, %.1f MB in %.2f s (%.0f MB/s)\n",
+                   snapshot_file(*dir, topts.persist.generation).c_str(), entries, mb, secs,
+                   secs > 0 ? mb / secs : 0.0);
   }
   return store;
 }
