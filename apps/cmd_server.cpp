@@ -326,8 +326,13 @@ int run_server(const global_options& g, const server_options& so) {
     throw config_error(lh.error);
   }
   spdlog::info("moatkv node {} serving clients on {}:{}", so.name, lopts.host, lh.port);
-  std::cout << "moatkv node " << so.name << " serving on " << lopts.host << ":" << lh.port
-            << std::endl;
+  // One fwrite for the whole line: with std::cout each `<<` is its own stdio write, and a log
+  // line from another thread (spdlog writes to stdout too) could land in the middle of it,
+  // breaking the line that scripts and tests wait for.
+  std::string serving =
+      "moatkv node " + so.name + " serving on " + lopts.host + ":" + std::to_string(lh.port) + "\n";
+  std::fwrite(serving.data(), 1, serving.size(), stdout);
+  std::fflush(stdout);
   // Serve until a signal, or until the store or the gossip actor fails: a node that no longer
   // replicates must not go on answering clients as if it did.
   caf::scoped_actor watcher{sys};
