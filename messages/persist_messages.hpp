@@ -7,8 +7,11 @@
 //   persister -> tree_store : (persist_synced_atom, uint64 lsn)  everything up to lsn is durable
 //   tree_store -> persister : (persist_rotate_atom, uint64 gen)
 //                             switch the state log to log <gen> (snapshot <gen> follows)
-//   tree_store -> persister : (persist_snapshot_atom, uint64 gen, string snapshot)
-//                             write snapshot <gen>, then delete older generations
+//   tree_store -> persister : (persist_snapshot_atom, uint64 gen, string chunk)
+//                             append the next part of snapshot <gen> (to a temporary file)
+//   tree_store -> persister : (persist_snapshot_done_atom, uint64 gen)
+//                             snapshot <gen> is complete: sync it, rename it into place,
+//                             then delete older generations
 //   tree_store -> tree_store: (persist_step_atom)   the next step of a snapshot in progress
 //   tree_store -> persister : (persist_open_atom, string path, string first_records) -> string
 //                             start the client log at path ("" = started, else the error)
@@ -28,6 +31,7 @@ using persist_write_atom = caf::atom_constant<caf::atom("p_write")>;
 using persist_synced_atom = caf::atom_constant<caf::atom("p_synced")>;
 using persist_rotate_atom = caf::atom_constant<caf::atom("p_rotate")>;
 using persist_snapshot_atom = caf::atom_constant<caf::atom("p_snap")>;
+using persist_snapshot_done_atom = caf::atom_constant<caf::atom("p_snapend")>;
 using persist_step_atom = caf::atom_constant<caf::atom("p_step")>;
 using persist_open_atom = caf::atom_constant<caf::atom("p_open")>;
 using persist_close_atom = caf::atom_constant<caf::atom("p_close")>;

@@ -30,6 +30,9 @@ struct persister_state {
   uint64_t synced_lsn = 0;   // highest lsn reported as durable
   bool flush_queued = false;
   bool dirty = false;  // appended since the last sync
+  // The snapshot being written in parts (snapshot.<gen>.mpk.tmp until complete).
+  std::unique_ptr<record_file_writer> snapshot_tmp;
+  uint64_t snapshot_gen = 0;
   // Flush the client log after a second of quiet, as the original does.
   bool client_dirty = false;
 
@@ -150,14 +153,31 @@ caf::behavior persister_impl(persister_actor* self, persister_options opts, caf:
         auto& st = self->state;
         if (st.opts.state_dir.empty()) return;
         or_die(self, "writing a snapshot", [&] {
+          if (!st.snapshot_tmp || st.snapshot_gen != gen) {
+            st.snapshot_tmp = std::make_unique<record_file_writer>(
+                snapshot_file(st.opts.state_dir, gen) + ".tmp", true);
+            st.snapshot_gen = gen;
+          }
+          st.snapshot_tmp->append(snapshot);
+        });
+      },
+      [self](persist_snapshot_done_atom, uint64_t gen) {
+        auto& st = self->state;
+        if (st.opts.state_dir.empty() || !st.snapshot_tmp || st.snapshot_gen != gen) return;
+        or_die(self, "writing a snapshot", [&] {
           auto t0 = std::chrono::steady_clock::now();
-          write_file_atomically(snapshot_file(st.opts.state_dir, gen), snapshot);
+          st.snapshot_tmp->sync();
+          std::string tmp = st.snapshot_tmp->path();
+          double mb = static_cast<double>(st.snapshot_tmp->size()) / 1e6;
+          st.snapshot_tmp.reset();
+          rename_durably(tmp, snapshot_file(st.opts.state_dir, gen));
           size_t removed = remove_old_generations(st.opts.state_dir, gen);
           double secs =
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           spdlog::info(
-              "persister: snapshot {} written ({:.1f} MB in {:.2f} s), {} old files removed", gen,
-              static_cast<double>(snapshot.size()) / 1e6, secs, removed);
+              "persister: snapshot {} on disk ({:.1f} MB, synced in {:.2f} s), {} old files "
+              "removed",
+              gen, mb, secs, removed);
         });
       },
       [self](persist_open_atom, const std::string& path, const std::string& first) -> std::string {

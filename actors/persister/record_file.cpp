@@ -347,8 +347,20 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
   fd = -1;
   if (rc != 0) abandon(tmp, "close", errno);
   if (::rename(tmp.c_str(), path.c_str()) != 0) abandon(path, "rename", errno);
+  sync_directory_of(path);
+}
 
-  // The rename is only durable once the directory entry is.
+void rename_durably(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    int err = errno;
+    ::unlink(from.c_str());
+    fail(to, "rename", err);
+  }
+  sync_directory_of(to);
+}
+
+void sync_directory_of(const std::string& path) {
+  // A rename is only durable once the directory entry is.
   const std::string dir = directory_of(path);
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) fail(dir, "open", errno);

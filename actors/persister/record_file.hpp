@@ -93,4 +93,10 @@ class record_file_writer {
 /// `path`, fsync of the directory. A crash leaves either the old file or the new one.
 void write_file_atomically(const std::string& path, std::string_view bytes);
 
+/// Rename `from` (complete and synced) over `to`, then fsync the directory. On failure `from`
+/// is removed and record_file_error thrown.
+void rename_durably(const std::string& from, const std::string& to);
+/// fsync the directory that holds `path`.
+void sync_directory_of(const std::string& path);
+
 }  // namespace moatkv

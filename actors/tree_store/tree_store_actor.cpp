@@ -60,6 +60,7 @@ struct tree_store_state {
   bool flush_queued = false;                  // a persist_flush_atom is in our mailbox
   std::unique_ptr<save_writer> snapshot_job;  // a snapshot being built, see start_snapshot
   std::chrono::steady_clock::time_point snapshot_started;
+  uint64_t snapshot_bytes = 0;      // handed to the persister so far
   bool node_table_touched = false;  // a store call ran since the last state record
   // sync ack: replies wait for their log records (lsn) to be on disk.
   uint64_t next_lsn = 0;
@@ -138,18 +139,29 @@ void start_snapshot(tree_store_actor* self) {
   st.snapshot_due = false;
   st.snapshot_started = std::chrono::steady_clock::now();
   st.snapshot_job = std::make_unique<save_writer>(*st.store, save_options{true, true});
+  st.snapshot_bytes = 0;
   self->send(self, persist_step_atom::value);
+}
+
+// Each step's records go to the persister at once, so the snapshot is never whole in memory.
+void send_snapshot_part(tree_store_actor* self) {
+  auto& st = self->state;
+  std::string& buf = st.snapshot_job->buffer();
+  if (buf.empty()) return;
+  st.snapshot_bytes += buf.size();
+  self->send(st.persister, persist_snapshot_atom::value, st.generation, std::move(buf));
+  buf = std::string();
 }
 
 void finish_snapshot(tree_store_actor* self) {
   auto& st = self->state;
-  std::string bytes = std::move(st.snapshot_job->buffer());
+  send_snapshot_part(self);
   double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - st.snapshot_started).count();
   spdlog::info("tree_store: snapshot {} built: {} entries, {:.1f} MB in {:.2f} s", st.generation,
-               st.snapshot_job->entries(), static_cast<double>(bytes.size()) / 1e6, secs);
+               st.snapshot_job->entries(), static_cast<double>(st.snapshot_bytes) / 1e6, secs);
   st.snapshot_job.reset();
-  self->send(st.persister, persist_snapshot_atom::value, st.generation, std::move(bytes));
+  self->send(st.persister, persist_snapshot_done_atom::value, st.generation);
 }
 
 // Entries visited by a snapshot in progress must not be removed: whatever may purge
@@ -377,10 +389,12 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
         auto& st = self->state;
         if (!st.snapshot_job) return;
         // About 10-20 ms of work per step by default; waiting requests are served in between.
-        if (st.snapshot_job->step(st.opts.snapshot_step))
+        if (st.snapshot_job->step(st.opts.snapshot_step)) {
           finish_snapshot(self);
-        else
+        } else {
+          send_snapshot_part(self);
           self->send(self, persist_step_atom::value);
+        }
       },
       [self](session_count_atom) { return static_cast<int64_t>(self->state.sessions.size()); },
       [self](persist_tick_atom) {
