@@ -138,7 +138,11 @@ std::optional<value> get_value(const cluster_node& n, const std::string& path) {
 }
 
 tree_snapshot fetch_tree(const cluster_node& n) {
-  client_connection c("127.0.0.1", n.port(), 5s);
+  return fetch_tree(n.port(), 5s);
+}
+
+tree_snapshot fetch_tree(uint16_t port, milliseconds timeout) {
+  client_connection c("127.0.0.1", port, timeout);
   tree_snapshot out;
   path_longener pl;
   std::string error;

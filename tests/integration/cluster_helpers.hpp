@@ -100,6 +100,8 @@ using tree_snapshot = std::map<std::string, tree_entry>;
 
 /// `get_tree {path: (), nchain: -1}` with the paths expanded.
 tree_snapshot fetch_tree(const cluster_node& n);
+/// The same for any node on 127.0.0.1:`port`.
+tree_snapshot fetch_tree(uint16_t port, std::chrono::milliseconds timeout = 20s);
 
 /// Differences in values and chains between two snapshots (empty if none), at most `max` lines.
 std::string tree_diff(const tree_snapshot& a, const tree_snapshot& b, size_t max = 20);

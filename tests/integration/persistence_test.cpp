@@ -27,6 +27,7 @@
 #include "messages/path_syntax.hpp"
 #include "messages/value.hpp"
 #include "tests/integration/client_ok.hpp"
+#include "tests/integration/cluster_helpers.hpp"
 #include "tests/integration/node_process.hpp"
 #include "transport/client_connection.hpp"
 
@@ -137,51 +138,21 @@ std::optional<value> get_value(uint16_t port, const std::string& path) {
   return *v;
 }
 
-int64_t tick_of(const value& chain_holder) {
-  const value* chain = chain_holder.find("chain");
+// The head tick of a chain (-1 if there is none).
+int64_t chain_tick(const value* chain) {
   if (!chain || !chain->is_map()) return -1;
   int64_t tick = -1;
   if (const value* t = chain->find("tick")) t->get_int(tick);
   return tick;
 }
 
-// Every entry with a value (get_tree, full chains): dotted path -> record {value, chain, tock}.
-std::map<std::string, value> fetch_tree(uint16_t port) {
-  client_connection c("127.0.0.1", port, 20s);
-  std::map<std::string, value> out;
-  path_longener pl;
-  std::string error;
-  c.stream("get_tree", {{"path", value::make_path({})}, {"nchain", -1}}, [&](const value& rec) {
-    value r = rec;
-    if (!r.find("path")) return true;
-    if (!pl.apply(r, error)) throw std::runtime_error("get_tree record: " + error);
-    map entry;
-    for (const char* k : {"value", "chain", "tock"})
-      if (const value* v = r.find(k)) entry.emplace_back(value(k), *v);
-    out[format_path(*r.find("path"))] = value(std::move(entry));
-    return true;
-  });
-  return out;
+int64_t tick_of(const value& chain_holder) {
+  return chain_tick(chain_holder.find("chain"));
 }
 
-// Records of the tree that differ between `a` and `b` (at most `max` lines).
-std::string tree_diff(const std::map<std::string, value>& a, const std::map<std::string, value>& b,
-                      size_t max = 10) {
-  std::string d;
-  size_t n = 0;
-  auto line = [&](const std::string& s) {
-    if (n++ < max) d += s + "\n";
-  };
-  for (const auto& [p, ra] : a) {
-    auto it = b.find(p);
-    if (it == b.end())
-      line("only in first: " + p + " " + debug_string(ra));
-    else if (!(ra == it->second) || !same_type_equal(ra, it->second))
-      line(p + ": " + debug_string(ra) + " vs " + debug_string(it->second));
-  }
-  for (const auto& [p, rb] : b)
-    if (a.find(p) == a.end()) line("only in second: " + p + " " + debug_string(rb));
-  return d;
+// Same values, chains and tocks.
+std::string tree_and_tock_diff(const tree_snapshot& a, const tree_snapshot& b) {
+  return tree_diff(a, b) + tock_diff(a, b);
 }
 
 std::string dump_all(const node_process& node) {
@@ -319,7 +290,7 @@ int64_t crash_and_recover(const std::string& state, const std::vector<std::strin
   CHECK(acked > 100);  // the node was under real load
 
   node_process node("crashnode", args);
-  std::map<std::string, value> tree = fetch_tree(node.port());
+  tree_snapshot tree = fetch_tree(node.port());
   int64_t present = 0, tick_in_tree = 0;
   for (int t = 0; t < threads; ++t) {
     // Each writer's keys are a prefix k0 … k(n-1) of its sequence (the log is in order), and
@@ -328,10 +299,8 @@ int64_t crash_and_recover(const std::string& state, const std::vector<std::strin
     for (;; ++n) {
       auto it = tree.find("crash.t" + std::to_string(t) + ".k" + std::to_string(n));
       if (it == tree.end()) break;
-      const value* v = it->second.find("value");
-      REQUIRE(v != nullptr);
-      CHECK(*v == value(n));
-      tick_in_tree = std::max(tick_in_tree, tick_of(it->second));
+      CHECK(it->second.data == value(n));
+      tick_in_tree = std::max(tick_in_tree, chain_tick(&it->second.chain));
     }
     INFO("thread " << t << ": " << stats[t].acked << " acknowledged, " << n << " present");
     CHECK(n >= stats[t].acked);
@@ -488,7 +457,7 @@ TEST_CASE(
   scratch_dir dir;
   const std::string plain = dir.file("plain.mpk"), full = dir.file("full.mpk");
   std::string expected_dump;
-  std::map<std::string, value> expected_tree;
+  tree_snapshot expected_tree;
   {
     node_process node("saver", {});
     ok(node, {"data", "sv.a", "set", "-e", ":", "123"});
@@ -522,8 +491,9 @@ TEST_CASE(
 
   node_process loaded("loader", {"-l", plain});
   CHECK(dump_all(loaded) == expected_dump);
-  std::map<std::string, value> tree = fetch_tree(loaded.port());
-  CHECK_MESSAGE(tree == expected_tree, tree_diff(expected_tree, tree));
+  tree_snapshot tree = fetch_tree(loaded.port());
+  CHECK_MESSAGE(tree_and_tock_diff(expected_tree, tree).empty(),
+                tree_and_tock_diff(expected_tree, tree));
   CHECK(get_value(loaded.port(), "sv.gone") == std::nullopt);
   value meta = request(loaded.port(), "get_internal", {{"path", path_of("persisttest.x")}});
   CHECK(meta.find("value") == nullptr);
@@ -546,7 +516,7 @@ TEST_CASE("persistence: `log dest`, `log stop` and `log dest -i` replay to the s
   const std::string log_full = dir.file("full-log.mpk");
   const std::string save = dir.file("save.mpk"), log_inc = dir.file("inc-log.mpk");
   std::string dump_at_stop, dump_at_inc_stop;
-  std::map<std::string, value> tree_at_stop, tree_at_inc_stop;
+  tree_snapshot tree_at_stop, tree_at_inc_stop;
   {
     // With a state directory too: its log and the client's log are fed side by side.
     node_process node("logger", {"--state", dir.file("logger-state")});
@@ -583,8 +553,9 @@ TEST_CASE("persistence: `log dest`, `log stop` and `log dest -i` replay to the s
   {
     node_process replay("replay", {"-l", log_full});
     CHECK(dump_all(replay) == dump_at_stop);
-    std::map<std::string, value> tree = fetch_tree(replay.port());
-    CHECK_MESSAGE(tree == tree_at_stop, tree_diff(tree_at_stop, tree));
+    tree_snapshot tree = fetch_tree(replay.port());
+    CHECK_MESSAGE(tree_and_tock_diff(tree_at_stop, tree).empty(),
+                  tree_and_tock_diff(tree_at_stop, tree));
     CHECK(get_value(replay.port(), "ld.b") == std::nullopt);
     CHECK(get_value(replay.port(), "ld.after") == std::nullopt);
     CHECK(get_value(replay.port(), "ld.a") == std::optional<value>(value(3)));
@@ -604,8 +575,9 @@ TEST_CASE("persistence: `log dest`, `log stop` and `log dest -i` replay to the s
   {
     node_process replay("increplay", {"-l", save, "-l", log_inc});
     CHECK(dump_all(replay) == dump_at_inc_stop);
-    std::map<std::string, value> tree = fetch_tree(replay.port());
-    CHECK_MESSAGE(tree == tree_at_inc_stop, tree_diff(tree_at_inc_stop, tree));
+    tree_snapshot tree = fetch_tree(replay.port());
+    CHECK_MESSAGE(tree_and_tock_diff(tree_at_inc_stop, tree).empty(),
+                  tree_and_tock_diff(tree_at_inc_stop, tree));
     CHECK(get_value(replay.port(), "ld.a") == std::nullopt);
     CHECK(get_value(replay.port(), "ld.c.e") == std::optional<value>(value(5)));
     CHECK(get_value(replay.port(), "inc.after") == std::nullopt);
@@ -653,12 +625,12 @@ TEST_CASE("persistence: snapshots rotate after kv.server.state.snapshot_records 
     sigkill(node);
   }
   node_process node("rotnode", {"--state", state});
-  std::map<std::string, value> tree = fetch_tree(node.port());
+  tree_snapshot tree = fetch_tree(node.port());
   CHECK(tree.size() == keys);
   for (int i = 0; i < keys; ++i) {
     auto it = tree.find("rot.k" + std::to_string(i));
     REQUIRE_MESSAGE(it != tree.end(), "rot.k" << i);
-    CHECK(*it->second.find("value") == value(i));
+    CHECK(it->second.data == value(i));
   }
   CHECK(node.stop() == 0);
   // The restart compacted into generation 5.
@@ -680,7 +652,7 @@ TEST_CASE("persistence: a clean stop with --sync none or interval keeps everythi
       CHECK(node.stop() == 0);
     }
     node_process node("cleannode", {"--state", state, "--sync", mode});
-    std::map<std::string, value> tree = fetch_tree(node.port());
+    tree_snapshot tree = fetch_tree(node.port());
     CHECK(tree.size() == 19);
     CHECK(get_value(node.port(), "clean.k3") == std::optional<value>(value("three")));
     CHECK(get_value(node.port(), "clean.k5") == std::nullopt);
