@@ -1,0 +1,1 @@
+// placeholder: replaced by the TLS and login-spec tests of issue 5
