@@ -28,8 +28,7 @@ struct data_options {
 };
 
 std::unique_ptr<client_connection> connect(const global_options& g) {
-  node_config cfg = g.config();
-  return std::make_unique<client_connection>(g.connect_host(cfg), g.connect_port(cfg));
+  return g.connect();
 }
 
 // The reply without the protocol's bookkeeping keys.

@@ -38,10 +38,7 @@ void add_log_command(CLI::App& app, global_options& g) {
   auto o = std::make_shared<log_options>();
   auto* log = app.add_subcommand("log", "Save the node's data to a file, or log its changes");
   log->require_subcommand(1);
-  auto connect = [&g] {
-    node_config cfg = g.config();
-    return std::make_unique<client_connection>(g.connect_host(cfg), g.connect_port(cfg));
-  };
+  auto connect = [&g] { return g.connect(); };
 
   auto* dest = log->add_subcommand(
       "dest", "Log every change to FILE (replaces a running log); first the current data");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +15,8 @@ class App;
 }
 
 namespace moatkv {
+
+class client_connection;
 
 struct global_options {
   std::optional<std::string> config_file;  // -c
@@ -28,6 +31,9 @@ struct global_options {
   /// Where client commands connect.
   std::string connect_host(const node_config& cfg) const;
   uint16_t connect_port(const node_config& cfg) const;
+  /// A connection for a client command: connected, greeted and (when configured) logged in.
+  /// Every client command connects through this one function.
+  std::unique_ptr<client_connection> connect() const;
 };
 
 /// Exit status of a command (set by its callback; main returns it).

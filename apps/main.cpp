@@ -27,6 +27,11 @@ uint16_t global_options::connect_port(const node_config& cfg) const {
   return static_cast<uint16_t>(p);
 }
 
+std::unique_ptr<client_connection> global_options::connect() const {
+  node_config cfg = config();
+  return std::make_unique<client_connection>(connect_host(cfg), connect_port(cfg));
+}
+
 }  // namespace moatkv
 
 int main(int argc, char** argv) {
