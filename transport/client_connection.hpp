@@ -68,6 +68,12 @@ class client_connection {
   void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
   int fd() const { return fd_; }
 
+  /// The Diffie-Hellman key agreed on this connection (empty: none yet). Kept here because the
+  /// server allows one `diffie_hellman` per connection and both the password login and
+  /// `auth_set` need it (client_auth.hpp: ensure_session_key).
+  const std::string& session_key() const { return session_key_; }
+  void set_session_key(std::string key) { session_key_ = std::move(key); }
+
  private:
   bool fill(clock::time_point deadline);
   void write_all(const std::string& bytes);
@@ -85,6 +91,7 @@ class client_connection {
   };
   std::map<int64_t, ack_state> acks_;
   std::multimap<int64_t, value> buffered_;
+  std::string session_key_;
 };
 
 /// Convenience: an int field of a map, or `dflt`.
