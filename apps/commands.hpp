@@ -24,6 +24,7 @@ struct global_options {
   std::string host;                        // -h (default: kv.conn.host)
   int port = 0;                            // -p (default: kv.conn.port)
   bool metadata = false;                   // -m: print chains and tocks
+  std::optional<std::string> auth;         // -a "METHOD k=v…" | "=FILE" (default: kv.conn.auth)
   int verbose = 0;                         // -v (repeatable)
 
   /// The merged configuration (file, then overrides). Throws config_error.
@@ -43,5 +44,7 @@ void add_server_command(CLI::App& app, global_options& g);
 void add_data_command(CLI::App& app, global_options& g);
 void add_bench_command(CLI::App& app, global_options& g);
 void add_log_command(CLI::App& app, global_options& g);
+void add_auth_command(CLI::App& app, global_options& g);
+void add_acl_command(CLI::App& app, global_options& g);
 
 }  // namespace moatkv

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "apps/commands.hpp"
+#include "transport/client_auth.hpp"
 #include "transport/client_connection.hpp"
 
 namespace moatkv {
@@ -29,7 +30,14 @@ uint16_t global_options::connect_port(const node_config& cfg) const {
 
 std::unique_ptr<client_connection> global_options::connect() const {
   node_config cfg = config();
-  return std::make_unique<client_connection>(connect_host(cfg), connect_port(cfg));
+  // Parsed (and prompted for) before connecting, as the original does, so a typo in the spec
+  // fails before any traffic.
+  std::string spec_text = auth ? *auth : cfg.get_string("kv.conn.auth", "");
+  std::optional<auth_spec> spec;
+  if (!spec_text.empty()) spec = parse_auth_spec(spec_text);
+  auto conn = std::make_unique<client_connection>(connect_host(cfg), connect_port(cfg));
+  login(*conn, spec ? &*spec : nullptr);
+  return conn;
 }
 
 }  // namespace moatkv
@@ -50,11 +58,16 @@ int main(int argc, char** argv) {
   app.add_option("-p,--port", g.port, "Port of the node to talk to (default: kv.conn.port)")
       ->check(CLI::Range(1, 65535));
   app.add_flag("-m,--metadata", g.metadata, "Print full replies, with chain and tock");
+  app.add_option("-a,--auth", g.auth,
+                 "Log in: 'METHOD k=v …' (k? asks for k without echo) or '=FILE' (YAML with "
+                 "'type: METHOD'); default: kv.conn.auth. Ignored if the node needs no login");
   app.add_flag("-v,--verbose", g.verbose, "More log output (repeatable)");
   add_server_command(app, g);
   add_data_command(app, g);
   add_bench_command(app, g);
   add_log_command(app, g);
+  add_auth_command(app, g);
+  add_acl_command(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
