@@ -42,6 +42,7 @@ struct gossip_options {
   uint16_t default_port = 27586;
   bool authoritative = false;  // server --authoritative
   bool force = false;          // server --force
+  std::string conn_auth;       // kv.conn.auth: the login for peers we fetch from (client_auth.hpp)
 };
 
 /// Spawns the gossip actor; `make_bridge(owner)` spawns the backend bridge with the gossip

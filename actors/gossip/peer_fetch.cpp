@@ -6,6 +6,7 @@
 #include "actors/tree_store/actions.hpp"
 #include "actors/tree_store/depth_compression.hpp"
 #include "messages/node_messages.hpp"
+#include "transport/client_auth.hpp"
 #include "transport/client_connection.hpp"
 
 namespace moatkv {
@@ -47,12 +48,34 @@ int64_t fetch_tree(caf::blocking_actor* self, client_connection& c, const caf::a
   return n;
 }
 
+// The login for peers that require one. A node has no terminal to ask on, so `k?` fails.
+std::optional<auth_spec> peer_login(const std::string& own_name, const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  try {
+    return parse_auth_spec(text, [](const std::string& prompt) -> std::string {
+      throw auth_spec_error("cannot ask '" + prompt + "' in a server");
+    });
+  } catch (const std::exception& e) {
+    spdlog::error("{}: kv.conn.auth is unusable, fetching without a login: {}", own_name, e.what());
+    return std::nullopt;
+  }
+}
+
 void fetch_impl(caf::blocking_actor* self, std::string own_name,
-                std::vector<peer_address_entry> peers, caf::actor store, caf::actor owner) {
+                std::vector<peer_address_entry> peers, caf::actor store, caf::actor owner,
+                std::string auth_text) {
   std::string errors;
+  std::optional<auth_spec> spec = peer_login(own_name, auth_text);
   for (const auto& p : peers) {
     try {
       client_connection c(p.host, p.port, std::chrono::seconds(10));
+      try {
+        login(c, spec ? &*spec : nullptr);
+      } catch (const std::exception& e) {
+        spdlog::error("fetch from {} ({}:{}): cannot log in (check kv.conn.auth): {}", p.name,
+                      p.host, p.port, e.what());
+        throw;
+      }
       c.set_timeout(std::chrono::seconds(60));
       int64_t n = fetch_tree(self, c, store, "get_tree", {}, own_name);
       int64_t m = fetch_tree(self, c, store, "get_tree_internal", {value()}, own_name);
@@ -80,9 +103,9 @@ void fetch_impl(caf::blocking_actor* self, std::string own_name,
 
 caf::actor spawn_peer_fetch(caf::actor_system& sys, std::string own_name,
                             std::vector<peer_address_entry> peers, caf::actor store,
-                            caf::actor owner) {
+                            caf::actor owner, std::string auth) {
   return sys.spawn(fetch_impl, std::move(own_name), std::move(peers), std::move(store),
-                   std::move(owner));
+                   std::move(owner), std::move(auth));
 }
 
 }  // namespace moatkv

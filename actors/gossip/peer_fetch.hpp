@@ -6,6 +6,9 @@
 // and waits for each batch to be applied, so a large tree never piles up in a mailbox.
 // Candidates are tried in order until one succeeds; the result goes to `owner` as
 // (fetched_atom, bool ok, std::string detail).
+//
+// A peer that requires a login gets one from `auth` (the `kv.conn.auth` spec, client_auth.hpp);
+// when the spec is missing, unusable or refused the log names the peer and the reason.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +28,6 @@ struct peer_address_entry {
 
 caf::actor spawn_peer_fetch(caf::actor_system& sys, std::string own_name,
                             std::vector<peer_address_entry> peers, caf::actor store,
-                            caf::actor owner);
+                            caf::actor owner, std::string auth = {});
 
 }  // namespace moatkv
