@@ -1,1 +1,0 @@
-// placeholder: replaced by the TLS and login-spec tests of issue 5
