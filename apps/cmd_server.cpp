@@ -33,6 +33,7 @@
 #include "transport/client_listener.hpp"
 #include "transport/mqtt_bridge.hpp"
 #include "transport/serf_bridge.hpp"
+#include "transport/tls_channel.hpp"
 
 namespace moatkv {
 
@@ -260,6 +261,19 @@ int run_server(const global_options& g, const server_options& so) {
   if (port < 0 || port > 65535) throw config_error("kv.server.bind_default.port out of range");
   lopts.port = static_cast<uint16_t>(port);
   lopts.session.server_qlen = topts.client_qlen;
+  // kv.server.bind_default.ssl: false (clear text) or {cert: FILE, key: FILE} (TLS only). The
+  // files are read now, so a bad one stops the node before it listens.
+  if (YAML::Node ssl = cfg.get("kv.server.bind_default.ssl"); ssl.IsMap()) {
+    tls_server_config tc{ssl["cert"].as<std::string>(""), ssl["key"].as<std::string>("")};
+    try {
+      lopts.session.tls = tls_context::server(tc);
+    } catch (const tls_error& e) {
+      throw config_error(std::string("kv.server.bind_default.ssl: ") + e.what());
+    }
+    spdlog::info("clients must use TLS (certificate {})", tc.cert_file);
+  } else if (ssl.IsDefined() && !ssl.IsNull() && !(ssl.IsScalar() && !ssl.as<bool>(true))) {
+    throw config_error("kv.server.bind_default.ssl must be false or {cert: FILE, key: FILE}");
+  }
 
   // Signals are taken by sigwait below; block them before CAF starts its threads.
   sigset_t sigs;

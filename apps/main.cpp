@@ -28,6 +28,46 @@ uint16_t global_options::connect_port(const node_config& cfg) const {
   return static_cast<uint16_t>(p);
 }
 
+namespace {
+
+// kv.conn.ssl: false/absent (clear text), true (TLS, verified against the system's CAs), or
+// {ca: FILE, cert: FILE, key: FILE, verify: bool, server_name: NAME}.
+std::optional<tls_client_config> client_tls(const node_config& cfg) {
+  YAML::Node ssl = cfg.get("kv.conn.ssl");
+  if (!ssl.IsDefined() || ssl.IsNull()) return std::nullopt;
+  if (ssl.IsScalar()) {
+    bool on;
+    if (!YAML::convert<bool>::decode(ssl, on))
+      throw config_error("kv.conn.ssl must be true, false or a map, not '" + ssl.Scalar() + "'");
+    return on ? std::optional<tls_client_config>(tls_client_config{}) : std::nullopt;
+  }
+  if (!ssl.IsMap()) throw config_error("kv.conn.ssl must be true, false or a map");
+  tls_client_config c;
+  for (auto it = ssl.begin(); it != ssl.end(); ++it) {
+    std::string key = it->first.as<std::string>();
+    try {
+      if (key == "ca")
+        c.ca_file = it->second.as<std::string>();
+      else if (key == "cert")
+        c.cert_file = it->second.as<std::string>();
+      else if (key == "key")
+        c.key_file = it->second.as<std::string>();
+      else if (key == "verify")
+        c.verify = it->second.as<bool>();
+      else if (key == "server_name")
+        c.server_name = it->second.as<std::string>();
+      else
+        throw config_error("kv.conn.ssl." + key +
+                           " is not a known key (ca, cert, key, verify, server_name)");
+    } catch (const YAML::Exception&) {
+      throw config_error("kv.conn.ssl." + key + " has the wrong type");
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
 std::unique_ptr<client_connection> global_options::connect() const {
   node_config cfg = config();
   // Parsed (and prompted for) before connecting, as the original does, so a typo in the spec
@@ -35,7 +75,9 @@ std::unique_ptr<client_connection> global_options::connect() const {
   std::string spec_text = auth ? *auth : cfg.get_string("kv.conn.auth", "");
   std::optional<auth_spec> spec;
   if (!spec_text.empty()) spec = parse_auth_spec(spec_text);
-  auto conn = std::make_unique<client_connection>(connect_host(cfg), connect_port(cfg));
+  client_options copts;
+  copts.tls = client_tls(cfg);
+  auto conn = std::make_unique<client_connection>(connect_host(cfg), connect_port(cfg), copts);
   login(*conn, spec ? &*spec : nullptr);
   return conn;
 }

@@ -62,10 +62,26 @@ int64_t int_field(const value& m, const char* key, int64_t dflt) {
 }
 
 client_connection::client_connection(const std::string& host, uint16_t port,
-                                     std::chrono::milliseconds timeout)
-    : timeout_(timeout) {
-  fd_ = connect_to(host, port, timeout);
-  greeting_ = read_message();
+                                     const client_options& opts)
+    : timeout_(opts.timeout) {
+  // The context first: a bad CA or certificate file is a configuration error, not a network one.
+  std::shared_ptr<tls_context> ctx;
+  if (opts.tls) ctx = tls_context::client(*opts.tls);
+  fd_ = connect_to(host, port, timeout_);
+  try {
+    if (ctx) {
+      tls_ = std::make_unique<tls_channel>(
+          ctx, opts.tls->server_name.empty() ? host : opts.tls->server_name);
+      if (tls_->failed()) throw client_error(tls_->error());
+      write_all({});  // the ClientHello; the rest of the handshake runs inside read_message
+    }
+    greeting_ = read_message();
+  } catch (...) {
+    close(fd_);  // the destructor does not run for a half-built object
+    fd_ = -1;
+    throw;
+  }
+  greeted_ = true;
   if (!greeting_.is_map() || int_field(greeting_, "seq", -1) != 0)
     throw client_error("the server did not send a MoaT-KV greeting");
   int64_t q = int_field(greeting_, "qlen", 0);
@@ -80,9 +96,17 @@ client_connection::~client_connection() {
 }
 
 void client_connection::write_all(const std::string& bytes) {
+  if (!tls_) return send_bytes(bytes.data(), bytes.size());
+  tls_->write_plain(bytes);
+  if (tls_->failed()) throw client_error(tls_->error());
+  std::string encrypted = tls_->take_encrypted();
+  send_bytes(encrypted.data(), encrypted.size());
+}
+
+void client_connection::send_bytes(const char* data, size_t size) {
   size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+  while (off < size) {
+    ssize_t n = ::send(fd_, data + off, size - off, MSG_NOSIGNAL);
     if (n > 0) {
       off += static_cast<size_t>(n);
       continue;
@@ -117,19 +141,40 @@ bool client_connection::fill(clock::time_point deadline) {
   char buf[65536];
   for (;;) {
     ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n > 0 && tls_) {
+      std::string plain = tls_->feed_encrypted(std::string_view(buf, static_cast<size_t>(n)));
+      if (tls_->failed()) throw client_error(tls_->error());
+      if (tls_->has_encrypted()) write_all({});  // handshake records
+      decoder_.feed(plain.data(), plain.size());
+      return true;
+    }
     if (n > 0) {
       decoder_.feed(buf, static_cast<size_t>(n));
       return true;
     }
-    if (n == 0) throw client_error("the server closed the connection");
+    if (n == 0) throw_closed();
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
-      throw client_error(std::string("read from the server failed: ") + strerror(errno));
+      throw client_error(std::string("read from the server failed: ") + strerror(errno) +
+                         tls_hint());
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
     if (left.count() <= 0) return false;
     pollfd p{fd_, POLLIN, 0};
     poll(&p, 1, static_cast<int>(left.count()));
   }
+}
+
+// A TLS-only node closes a clear-text client (which waits for the greeting in silence) after
+// its handshake timeout; the bare symptom would not tell the user what to change.
+std::string client_connection::tls_hint() const {
+  return greeted_ || tls_ ? "" : " (does it require TLS? see kv.conn.ssl)";
+}
+
+void client_connection::throw_closed() const {
+  if (greeted_) throw client_error("the server closed the connection");
+  if (tls_ && !tls_->handshake_done())
+    throw client_error("the server closed the connection during the TLS handshake");
+  throw client_error("the server closed the connection before its greeting" + tls_hint());
 }
 
 void client_connection::note_streamed(const value& msg) {
@@ -151,7 +196,9 @@ value client_connection::read_message() {
   value msg;
   try {
     while (!decoder_.next(msg)) {
-      if (!fill(deadline)) throw client_error("timed out waiting for the server");
+      if (!fill(deadline))
+        throw client_error(greeted_ ? "timed out waiting for the server"
+                                    : "timed out waiting for the server's greeting" + tls_hint());
     }
   } catch (const decode_error& e) {
     throw client_error(std::string("undecodable data from the server: ") + e.what());

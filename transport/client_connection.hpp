@@ -6,6 +6,9 @@
 // replies ({state: start} … {state: end}) are acknowledged with {seq, state: ack, ack: wseq}
 // once more than qlen/3 messages were read since the last ack, so the server's window moves.
 //
+// With client_options::tls the connection speaks TLS (tls_channel over the socket): the
+// handshake runs while the greeting is awaited, and every later byte is encrypted.
+//
 // Not thread-safe: one connection per thread.
 #pragma once
 
@@ -13,11 +16,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "messages/msgpack_codec.hpp"
 #include "messages/value.hpp"
+#include "transport/tls_channel.hpp"
 
 namespace moatkv {
 
@@ -31,13 +37,21 @@ struct server_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+struct client_options {
+  std::chrono::milliseconds timeout = std::chrono::seconds(10);
+  std::optional<tls_client_config> tls;  // kv.conn.ssl (none: clear text)
+};
+
 class client_connection {
  public:
   using clock = std::chrono::steady_clock;
 
-  /// Connect and complete the greeting/hello exchange. Throws client_error.
+  /// Connect and complete the greeting/hello exchange (after the TLS handshake, if configured).
+  /// Throws client_error; tls_error when the TLS files cannot be used.
+  client_connection(const std::string& host, uint16_t port, const client_options& opts);
   client_connection(const std::string& host, uint16_t port,
-                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+                    std::chrono::milliseconds timeout = std::chrono::seconds(10))
+      : client_connection(host, port, client_options{timeout, std::nullopt}) {}
   ~client_connection();
   client_connection(const client_connection&) = delete;
   client_connection& operator=(const client_connection&) = delete;
@@ -77,9 +91,14 @@ class client_connection {
  private:
   bool fill(clock::time_point deadline);
   void write_all(const std::string& bytes);
+  void send_bytes(const char* data, size_t size);
+  [[noreturn]] void throw_closed() const;
+  std::string tls_hint() const;
   void note_streamed(const value& msg);
 
   int fd_ = -1;
+  std::unique_ptr<tls_channel> tls_;  // null: clear text
+  bool greeted_ = false;
   std::chrono::milliseconds timeout_;
   stream_decoder decoder_;
   value greeting_;

@@ -13,12 +13,16 @@
 #include "messages/msgpack_codec.hpp"
 #include "messages/node_messages.hpp"
 #include "messages/path_syntax.hpp"
+#include "transport/tls_channel.hpp"
 
 namespace moatkv {
 
 namespace {
 
 std::atomic<uint64_t> next_connection_id{1};
+
+// Sent to itself by a TLS session: the handshake did not finish in time.
+using tls_timeout_atom = caf::atom_constant<caf::atom("tlstimeout")>;
 
 struct stream_state {
   int64_t qlen = 0;         // 0: no flow control
@@ -44,6 +48,12 @@ struct session_state {
   std::map<int64_t, int64_t> request_qlen;  // pending requests that carry their own qlen
   std::map<int64_t, stream_state> streams;
   bool closing = false;
+  // msg_send / msg_monitor bypass the tree's ACLs: only for a logged-in user without an ACL
+  // (set from the greeting, then from each successful `auth` reply).
+  bool needs_login = false;
+  bool restricted = false;
+  std::unique_ptr<tls_channel> tls;    // null: clear text
+  std::optional<value> held_greeting;  // arrived before the TLS handshake was done
 };
 
 using session_broker = caf::io::stateful_broker<session_state>;
@@ -51,7 +61,17 @@ using session_broker = caf::io::stateful_broker<session_state>;
 void write_msg(session_broker* self, value msg) {
   if (!msg.find("tock")) msg.as_map().emplace_back("tock", self->state.clock->next());
   std::string bytes = encode(msg);
+  if (tls_channel* tls = self->state.tls.get()) {
+    tls->write_plain(bytes);
+    bytes = tls->take_encrypted();
+  }
   self->write(self->state.hdl, bytes.size(), bytes.data());
+}
+
+// Sends what the TLS channel produced on its own (handshake records, alerts).
+void send_tls_output(session_broker* self) {
+  std::string bytes = self->state.tls->take_encrypted();
+  if (!bytes.empty()) self->write(self->state.hdl, bytes.size(), bytes.data());
 }
 
 void send_single(session_broker* self, int64_t seq, value msg) {
@@ -170,6 +190,9 @@ void handle_backend_action(session_broker* self, int64_t seq, const value& msg, 
     send_single(self, seq, value(map{{"error", text}}));
     self->flush(st.hdl);
   };
+  if (st.needs_login) return fail("NoAuthError()");
+  if (st.restricted)
+    return fail("ACLError('msg_send and msg_monitor are only for users without an ACL')");
   if (!st.opts.gossip)
     return fail("RuntimeError('this node has no backend (kv.server.backend: none)')");
   const value* t = msg.find("topic");
@@ -291,22 +314,76 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
   limits.max_bytes = opts.max_message_bytes;
   st.decoder = std::make_unique<stream_decoder>(limits);
   self->configure_read(hdl, caf::io::receive_policy::at_most(65536));
-  self->send(store, hello_atom::value, st.conn, caf::actor_cast<caf::actor>(self));
+  if (opts.tls) {
+    st.tls = std::make_unique<tls_channel>(opts.tls);
+    self->delayed_send(self, opts.tls_handshake_timeout, tls_timeout_atom::value);
+  }
+  self->send(store, hello_atom::value, st.conn, caf::actor_cast<caf::actor>(self),
+             self->remote_addr(hdl));
   auto shutdown = [self] {
     if (self->state.closing) return;
     self->state.closing = true;
     self->send(self->state.store, closed_atom::value, self->state.conn);
     self->quit();
   };
+  // A client that cannot speak TLS to us gets no answer but its alert (if any) and a close;
+  // the log says who and why, as nothing else will.
+  auto refuse_tls = [self, shutdown](const std::string& why) {
+    auto& st = self->state;
+    spdlog::warn("client connection {} ({}): closing, no TLS: {}", st.conn,
+                 self->remote_addr(st.hdl), why);
+    send_tls_output(self);
+    self->flush(st.hdl);
+    self->close(st.hdl);
+    shutdown();
+  };
   return {
       [self](greeting_atom, value greeting) {
+        // A greeting naming a current auth method (batteries §1.1) means: log in first.
+        const value* auth = greeting.find("auth");
+        self->state.needs_login = auth && auth->is_sequence() && !auth->elements().empty() &&
+                                  !auth->elements().front().is_nil();
+        // The client expects the greeting as its first application data: never before the
+        // handshake, where it could not be encrypted anyway.
+        if (self->state.tls && !self->state.tls->handshake_done()) {
+          self->state.held_greeting = std::move(greeting);
+          return;
+        }
         write_msg(self, std::move(greeting));
         self->flush(self->state.hdl);
       },
-      [self, shutdown](const caf::io::new_data_msg& msg) {
+      [self, refuse_tls](tls_timeout_atom) {
+        auto& st = self->state;
+        if (st.closing || st.tls->handshake_done()) return;
+        refuse_tls("no TLS handshake within " +
+                   std::to_string(st.opts.tls_handshake_timeout.count()) + " ms");
+      },
+      [self, shutdown, refuse_tls](const caf::io::new_data_msg& msg) {
         auto& st = self->state;
         if (st.closing) return;
-        st.decoder->feed(reinterpret_cast<const char*>(msg.buf.data()), msg.buf.size());
+        const char* data = reinterpret_cast<const char*>(msg.buf.data());
+        size_t size = msg.buf.size();
+        std::string plain;  // the decrypted bytes (TLS only; clear text is decoded in place)
+        if (st.tls) {
+          bool was_done = st.tls->handshake_done();
+          plain = st.tls->feed_encrypted(std::string_view(data, size));
+          if (st.tls->failed()) {
+            if (!was_done) return refuse_tls(st.tls->error());
+            spdlog::warn("client connection {}: closing after a TLS error: {}", st.conn,
+                         st.tls->error());
+            self->close(st.hdl);
+            shutdown();
+            return;
+          }
+          send_tls_output(self);
+          if (!was_done && st.tls->handshake_done() && st.held_greeting) {
+            write_msg(self, std::move(*st.held_greeting));
+            st.held_greeting.reset();
+          }
+          data = plain.data();
+          size = plain.size();
+        }
+        st.decoder->feed(data, size);
         try {
           value v;
           while (st.decoder->next(v)) handle_message(self, std::move(v));
@@ -331,6 +408,10 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
       [self](reply_atom, int64_t seq, action_result& res) {
         auto& st = self->state;
         st.pending.erase(seq);
+        if (res.login == action_result::login_outcome::succeeded) {
+          st.needs_login = false;
+          st.restricted = res.login_restricted;
+        }
         int64_t request_qlen = 0;
         if (auto it = st.request_qlen.find(seq); it != st.request_qlen.end()) {
           request_qlen = it->second;

@@ -15,8 +15,13 @@
 // Bad input never takes the node down: a message that is not a map, lacks `seq`, or has a
 // malformed field gets an error reply on its seq; bytes that are not msgpack close this
 // connection only (after an {error} message).
+//
+// With TLS (session_options::tls) every byte in and out passes a tls_channel; the greeting
+// waits for the handshake, and a client that does not complete it (clear text, garbage, or
+// silence for tls_handshake_timeout) is closed with a warning.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 
@@ -25,6 +30,7 @@
 
 namespace moatkv {
 
+class tls_context;
 class tock_clock;
 
 struct session_options {
@@ -32,6 +38,8 @@ struct session_options {
   size_t max_stream_backlog = 10000;  // queued messages of one stream before it is aborted
   size_t max_message_bytes = 16u << 20;
   caf::actor gossip;  // the node's gossip actor, for msg_send / msg_monitor (none: standalone)
+  std::shared_ptr<const tls_context> tls;  // kv.server.bind_default.ssl (null: clear text)
+  std::chrono::milliseconds tls_handshake_timeout{5000};
 };
 
 /// Fork a session broker that takes over `hdl`; it is linked to `listener`, so stopping the
