@@ -120,6 +120,16 @@ std::shared_ptr<kv_store> prepare_store(const server_options& so, const node_con
   topts.snapshot_step = static_cast<uint64_t>(step);
 
   auto store = std::make_shared<kv_store>(so.name, clock);
+  {
+    auth_options ao;
+    YAML::Node legacy = cfg.get("kv.auth.password.legacy_hash");
+    try {
+      ao.legacy_hash = legacy.IsDefined() && !legacy.IsNull() && legacy.as<bool>();
+    } catch (const YAML::Exception&) {
+      throw config_error("kv.auth.password.legacy_hash must be true or false");
+    }
+    store->set_auth_options(ao);
+  }
   record_loader loader(*store);
   file_load_options flo;
   flo.skip_damaged = so.skip_damaged;

@@ -1,7 +1,8 @@
 // Messages between the node's actors (CAF 0.17 atoms) and the C++ types they carry.
 //
-//   session  -> tree_store : (hello_atom, conn)                 register; answers (greeting_atom,
-//   value) session  -> tree_store : (request_atom, conn, value req)    one client request
+//   session  -> tree_store : (hello_atom, conn, session, address)  register; answers
+//                            (greeting_atom, value); address: the client's IP (login throttle)
+//   session  -> tree_store : (request_atom, conn, value req)    one client request
 //   tree_store -> session  : (reply_atom, int64 seq, action_result)
 //   tree_store -> session  : (event_atom, int64 seq, value msg)  a message of an open watch stream
 //   session  -> tree_store : (cancel_atom, conn, int64 seq)     the client stopped a watch
@@ -51,8 +52,17 @@ struct store_call {
   std::function<value(kv_store&)> fn;
 };
 
+// tree_store -> crypto worker: (deferred_work) answered with the function's value. Slow crypto
+// of logins (action_result::deferred_step) runs there, not in the single writer.
+struct deferred_work {
+  std::function<value()> fn;
+};
+// tree_store -> itself: a throttled `auth` request whose slot has come (conn, request).
+using login_slot_atom = caf::atom_constant<caf::atom("kv_authslt")>;
+
 }  // namespace moatkv
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moatkv::value)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moatkv::action_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moatkv::store_call)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(moatkv::deferred_work)

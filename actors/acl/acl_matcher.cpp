@@ -78,7 +78,9 @@ acl_checker::acl_checker(const entry* acl_root) : acl_checker(true, acl_root) {}
 
 acl_checker acl_checker::step(const value& name) const {
   if (!restricted_) return acl_checker(false, finder_, blocked_);
-  return acl_checker(true, finder_.step(name), blocked_);
+  acl_checker out(true, finder_.step(name), blocked_);
+  out.at_root_ = false;
+  return out;
 }
 
 void acl_checker::block(char flag) {
@@ -89,6 +91,10 @@ bool acl_checker::allows(char flag) const {
   if (blocked_.test(static_cast<unsigned char>(flag))) return false;
   if (!restricted_) return flag != 'a';
   const entry* m = finder_.result();
+  // The ACL's own node without a value: entering the top level is not a decision (what lies
+  // below is judged by its own entries), so traversal is allowed there. Not for a missing
+  // ACL tree, which grants nothing.
+  if (!m && at_root_ && !finder_.dead()) return flag == 'x' || flag == 'n' || flag == 'e';
   if (!m) return false;  // our rule: no matching ACL entry means no access
   return acl_entry_grants(*m, flag);
 }

@@ -71,7 +71,9 @@ class acl_checker {
   void block(char flag);
 
   /// 1. blocked -> false; 2. unrestricted -> flag != 'a'; 3. no matching ACL entry -> false
-  /// (our rule); 4. else whether `flag` occurs in the matched entry's string value (a
+  /// (our rule), except `x`, `n` and `e` at the ACL's own node (not stepped yet), whose
+  /// value is usually unset: there they only open the top level, whose entries are judged by
+  /// their own ACL entries; 4. else whether `flag` occurs in the matched entry's string value (a
   /// non-string value grants no flag). The pseudo-flag `W` must be resolved to `w`/`c` by the
   /// caller (§2.3), it is never in an entry's flag string.
   bool allows(char flag) const;
@@ -90,7 +92,8 @@ class acl_checker {
       : restricted_(restricted), finder_(std::move(finder)), blocked_(blocked) {}
 
   bool restricted_;
-  node_finder finder_;  // unused (empty) when unrestricted
+  bool at_root_ = true;  // not stepped yet: the position of the ACL's own node
+  node_finder finder_;   // unused (empty) when unrestricted
   std::bitset<256> blocked_;
 };
 

@@ -15,9 +15,11 @@
 //   * A str where a path is expected is an error (the original iterates its characters).
 //   * Unknown actions and malformed requests get an error reply, never a dropped connection.
 //   * The greeting reports version [0,1,0].
-// Not implemented here (the session or other actors own them): stop, auth*, diffie_hellman,
-// save, log, msg_send, msg_monitor, kill_node, check_deleted, fake_info*, test_acl, update.
+// Logins, user management, test_acl and the ACL walk are in access_actions.cpp.
+// Not implemented here (the session or other actors own them): stop, save, log, msg_send,
+// msg_monitor, kill_node, check_deleted, fake_info*, update.
 #include "actors/tree_store/actions.hpp"
+#include "actors/tree_store/kv_store_impl.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -32,215 +34,6 @@
 #include "actors/tree_store/wire_util.hpp"
 
 namespace moatkv {
-
-namespace {
-
-/// An error reply; `text` is the complete `error` string (`Type('message')`).
-struct client_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-[[noreturn]] void fail(std::string_view type, std::string_view text) {
-  throw client_error(wire::py_exc(type, text));
-}
-
-value error_reply(std::string text) {
-  return value(map{{value("error"), value(std::move(text))}});
-}
-
-// --- request fields ---------------------------------------------------------------------------
-
-const value* field(const map& msg, std::string_view name) {
-  return map_find(msg, name);
-}
-
-bool has(const map& msg, std::string_view name) {
-  return field(msg, name) != nullptr;
-}
-
-/// An integer field; missing or nil gives `def`.
-int64_t int_field(const map& msg, std::string_view name, int64_t def) {
-  const value* v = field(msg, name);
-  if (v == nullptr || v->is_nil()) return def;
-  int64_t out = 0;
-  if (!wire::to_int(*v, out))
-    fail("TypeError", std::string(name) + " must be an integer, not " + debug_string(*v));
-  return out;
-}
-
-bool bool_field(const map& msg, std::string_view name, bool def) {
-  const value* v = field(msg, name);
-  return v == nullptr ? def : wire::truthy(*v);
-}
-
-/// A path field: a Path or an array. A string is refused (the original would walk its
-/// characters one by one).
-array path_field(const map& msg, std::string_view name = "path") {
-  const value* v = field(msg, name);
-  if (v == nullptr) fail("ValueError", "The request needs a '" + std::string(name) + "'");
-  if (v->is_sequence()) return v->elements();
-  if (v->is_str())
-    fail("TypeError",
-         std::string(name) + " must be a Path or an array, not a string: " + debug_string(*v));
-  fail("TypeError", std::string(name) + " must be a Path or an array, not " + debug_string(*v));
-}
-
-std::string fmt(const array& path) {
-  return tree::format_path(path);
-}
-
-/// repr(KeyError(path)) with the path printed as moat.util does: KeyError(P('a.b')).
-[[noreturn]] void key_error(const array& path) {
-  throw client_error("KeyError(P(" + wire::py_str_repr(fmt(path)) + "))");
-}
-
-std::string data_repr(const entry& e) {
-  return e.has_data() ? debug_string(e.data()) : std::string("\xe2\x80\xb9NotGiven\xe2\x80\xba");
-}
-
-// --- walks (iterative: the tree may be deeper than the stack) ---------------------------------
-
-/// The original's `Entry.walk` as used by get_tree and watch: pre-order, children in insertion
-/// order; `visit` is called from `min_depth` on; no descent below `max_depth` (negative:
-/// unlimited). Children named None are skipped, except directly below the start when `full`.
-template <class Visit>
-void walk(entry& top, int64_t min_depth, int64_t max_depth, bool full, Visit visit) {
-  struct frame {
-    entry* e;
-    int64_t depth;
-  };
-  std::vector<frame> stack{{&top, 0}};
-  while (!stack.empty()) {
-    frame f = stack.back();
-    stack.pop_back();
-    if (min_depth <= f.depth) visit(*f.e);
-    if (max_depth == f.depth) continue;
-    const auto& kids = f.e->children();
-    for (size_t i = kids.size(); i-- > 0;) {
-      if (kids[i]->name().is_nil() && !(full && f.depth == 0)) continue;
-      stack.push_back(frame{kids[i].get(), f.depth + 1});
-    }
-  }
-}
-
-/// Every entry below and including `top`, pre-order, all children (delete_tree).
-template <class Visit>
-void walk_all(entry& top, Visit visit) {
-  std::vector<entry*> stack{&top};
-  while (!stack.empty()) {
-    entry* e = stack.back();
-    stack.pop_back();
-    visit(*e);
-    const auto& kids = e->children();
-    for (size_t i = kids.size(); i-- > 0;) stack.push_back(kids[i].get());
-  }
-}
-
-struct conn_state {
-  entry* root = nullptr;  // chroot entry
-  size_t chop = 0;        // length of the chroot path
-};
-
-struct watch_rec {
-  uint64_t conn = 0;
-  int64_t seq = 0;
-  entry* top = nullptr;
-  size_t top_depth = 0;
-  size_t chop = 0;
-  int64_t min_depth = 0;
-  int64_t max_depth = -1;
-  int64_t nchain = 0;
-  path_shortener shortener;
-};
-
-}  // namespace
-
-// ---------------------------------------------------------------------------------------------
-
-struct kv_store::impl {
-  impl(std::string name, std::shared_ptr<tock_clock> c)
-      : node(std::move(name)), clock(c), t(moatkv::node_name(node), std::move(c)) {}
-
-  std::string node;
-  std::shared_ptr<tock_clock> clock;
-  tree t;
-  watch_emitter emit;
-  update_emitter uemit;
-  int64_t change_length = 5;
-  // Ticks asked for (or seen asked for by others) since the last reset: not asked again.
-  node_set seen_missing;
-  // Highest tick peers reported for this node while it was not ready (see actions.hpp).
-  std::optional<int64_t> own_floor;
-  std::map<std::pair<uint64_t, int64_t>, std::unique_ptr<watch_rec>> watches;
-  std::unordered_map<const entry*, std::vector<watch_rec*>> watched;
-  std::unordered_map<uint64_t, conn_state> conns;
-
-  conn_state conn(uint64_t id) {
-    auto it = conns.find(id);
-    if (it != conns.end()) return it->second;
-    return conn_state{&t.root(), 0};
-  }
-
-  // nulls_ok for data actions (§7.4): the connection is the super-root user (no auth yet).
-  static int client_nulls_ok(const conn_state& cs) { return cs.chop > 0 ? 0 : 1; }
-
-  entry& follow(entry& start, const array& path, bool create, int nulls_ok) {
-    follow_error err = follow_error::none;
-    entry* e = t.follow(start, path, create, nulls_ok, &err);
-    if (e != nullptr) return *e;
-    if (err == follow_error::null_element) fail("ValueError", "Null path element");
-    key_error(path);
-  }
-
-  void require_ready() {
-    if (!t.own_node().tick) fail("RuntimeError", "This node is not ready yet (it has no tick)");
-  }
-
-  bool is_pinned(const entry* e) const {
-    if (watched.count(e) != 0) return true;
-    for (const auto& [id, cs] : conns)
-      if (cs.root == e) return true;
-    return false;
-  }
-
-  // Peer input may raise the own node's tick while we are not ready: keep it aside (own_floor)
-  // so that readiness stays explicit and tick numbers are never reused.
-  struct own_tick_guard {
-    impl& i;
-    bool was_ready;
-    explicit own_tick_guard(impl& x) : i(x), was_ready(x.t.own_node().tick.has_value()) {}
-    ~own_tick_guard() {
-      if (was_ready) return;
-      auto& tick = i.t.own_node().tick;
-      if (!tick) return;
-      if (!i.own_floor || *i.own_floor < *tick) i.own_floor = tick;
-      tick.reset();
-    }
-  };
-  void make_ready() {
-    auto& tick = t.own_node().tick;
-    if (!tick) tick = own_floor.value_or(0);
-  }
-
-  value finish(value msg);
-  void add_node_drop(map& m);
-  update_result receive_update(value msg);
-  info_result process_info(const value& msg, bool local);
-
-  void on_change(const change_event& ev);
-  void deliver(watch_rec& w, const entry& e);
-  void remove_watch(std::pair<uint64_t, int64_t> key);
-
-  action_result dispatch(uint64_t conn_id, const map& msg, const std::string& action);
-  value get_value(const conn_state& cs, const map& msg, entry& root, int nulls_ok);
-  value set_value(const map& msg, entry& root, int nulls_ok, bool deleting);
-  action_result delete_tree(const conn_state& cs, const map& msg);
-  action_result get_tree(const conn_state& cs, const map& msg, entry& root, size_t chop);
-  action_result watch(uint64_t conn_id, const conn_state& cs, const map& msg);
-  value enumerate(const map& msg, entry& root, int nulls_ok);
-  value get_state(const map& msg);
-  value chroot(uint64_t conn_id, const conn_state& cs, const map& msg);
-};
 
 // --- watchers ---------------------------------------------------------------------------------
 
@@ -267,8 +60,11 @@ void kv_store::impl::deliver(watch_rec& w, const entry& e) {
   if (ml < w.min_depth) return;
   if (w.max_depth >= 0 && ml > w.max_depth) return;
   if (!emit) return;
+  bool show_value = true;
+  if (w.restricted && !event_visible(w, e, show_value)) return;
   // The entry's current state, not the event's: a later change may already have landed.
   value rec = tree::entry_record(e, w.nchain, true, w.chop);
+  if (!show_value) drop_key(rec.as_map(), "value");
   std::string error;
   if (!w.shortener.apply(rec, error)) return;
   emit(w.conn, w.seq, std::move(rec));
@@ -288,7 +84,8 @@ void kv_store::impl::remove_watch(std::pair<uint64_t, int64_t> key) {
 
 // --- data actions -----------------------------------------------------------------------------
 
-value kv_store::impl::get_value(const conn_state& cs, const map& msg, entry& root, int nulls_ok) {
+value kv_store::impl::get_value(const conn_state& cs, const map& msg, entry& root, int nulls_ok,
+                                const acl_checker* acl) {
   int64_t nchain = int_field(msg, "nchain", 0);
   if (has(msg, "node") && !has(msg, "path")) {
     // The entry that currently holds (node, tick).
@@ -299,11 +96,24 @@ value kv_store::impl::get_value(const conn_state& cs, const map& msg, entry& roo
     int64_t tick = int_field(msg, "tick", no_tick);
     auto it = n->entries.find(tick);
     if (it == n->entries.end()) throw client_error("KeyError(" + std::to_string(tick) + ")");
+    if (acl != nullptr) {
+      // The original skips the ACL here; we check the entry's path like any read.
+      if (!it->second->is_below(cs.root))
+        throw client_error("KeyError(" + std::to_string(tick) + ")");
+      acl_checker a = *acl;
+      follow_acl(*cs.root, it->second->path_from(cs.root), walk_mode::lookup, 2, a, 'r');
+    }
     return tree::entry_record(*it->second, nchain, true, cs.chop);
   }
   array path = path_field(msg);
   follow_error err = follow_error::none;
-  entry* e = t.follow(root, path, false, nulls_ok, &err);
+  entry* e;
+  if (acl != nullptr) {
+    acl_checker a = *acl;
+    e = follow_acl(root, path, walk_mode::lookup, nulls_ok, a, 'r');
+  } else {
+    e = t.follow(root, path, false, nulls_ok, &err);
+  }
   if (e == nullptr) {
     if (err == follow_error::null_element) fail("ValueError", "Null path element");
     map m;
@@ -313,7 +123,8 @@ value kv_store::impl::get_value(const conn_state& cs, const map& msg, entry& roo
   return tree::entry_record(*e, nchain, false);
 }
 
-value kv_store::impl::set_value(const map& msg, entry& root, int nulls_ok, bool deleting) {
+value kv_store::impl::set_value(const map& msg, entry& root, int nulls_ok, bool deleting,
+                                const acl_checker* acl) {
   if (!deleting && !has(msg, "value"))
     fail("ClientError", "Call 'delete_value' if you want to clear the value");
   if (deleting && has(msg, "value")) fail("ClientError", "A deleted entry can't have a value");
@@ -329,6 +140,12 @@ value kv_store::impl::set_value(const map& msg, entry& root, int nulls_ok, bool 
   }
   require_ready();
 
+  if (acl != nullptr) {
+    // Checked without side effects first: a refused write leaves no new empty entries.
+    // Deleting needs `d` (the flag's documented meaning; the original checks `W`).
+    acl_checker a = *acl;
+    follow_acl(root, path, walk_mode::check, nulls_ok, a, deleting ? 'd' : 'W');
+  }
   entry& e = follow(root, path, true, nulls_ok);  // creates the path, as the original does
   const value* newv = deleting ? nullptr : field(msg, "value");
 
@@ -372,17 +189,22 @@ value kv_store::impl::set_value(const map& msg, entry& root, int nulls_ok, bool 
   return value(std::move(res));
 }
 
-action_result kv_store::impl::delete_tree(const conn_state& cs, const map& msg) {
+action_result kv_store::impl::delete_tree(const conn_state& cs, const map& msg,
+                                          const acl_checker* acl) {
   array path = path_field(msg);
   if (path.empty()) fail("ClientError", "You can't delete the root node");
   int64_t nchain = int_field(msg, "nchain", 0);
   require_ready();
+  if (acl != nullptr) {
+    acl_checker a = *acl;
+    follow_acl(*cs.root, path, walk_mode::check, client_nulls_ok(cs), a, 'd');
+  }
   entry& top = follow(*cs.root, path, true, client_nulls_ok(cs));
 
   action_result r;
   path_shortener ps(top.path_from(cs.root), cs.chop == 0);
   int64_t count = 0;
-  walk_all(top, [&](entry& e) {
+  auto remove = [&](entry& e) {
     if (!e.has_data()) return;  // our fix: only entries that hold a value (nil included)
     std::optional<value> old = e.maybe_data();
     t.set_data(e, std::nullopt);
@@ -399,7 +221,26 @@ action_result kv_store::impl::delete_tree(const conn_state& cs, const map& msg) 
     std::string error;
     ps.apply(rec, error);
     r.messages.push_back(std::move(rec));
-  });
+  };
+  if (acl == nullptr) {
+    walk_all(top, remove);
+  } else {
+    // §2.4, intended: an entry goes if its position allows `d`; the walk descends only where
+    // `e` and `x` are allowed. Every child is stepped from its parent's position.
+    acl_checker a = *acl;
+    for (const auto& x : path) a = a.step(x);
+    std::vector<std::pair<entry*, acl_checker>> stack;
+    stack.emplace_back(&top, std::move(a));
+    while (!stack.empty()) {
+      auto [e, pos] = std::move(stack.back());
+      stack.pop_back();
+      if (pos.allows('d')) remove(*e);
+      if (!pos.allows('e') || !pos.allows('x')) continue;
+      const auto& kids = e->children();
+      for (size_t i = kids.size(); i-- > 0;)
+        stack.emplace_back(kids[i].get(), pos.step(kids[i]->name()));
+    }
+  }
   if (nchain == 0) {
     r.messages.push_back(value(map{{value("changed"), value(count)}}));
   } else {
@@ -408,8 +249,41 @@ action_result kv_store::impl::delete_tree(const conn_state& cs, const map& msg) 
   return r;
 }
 
+namespace {
+
+/// get_tree / watch dump walk with ACL positions (§2.4, intended): every visited entry is sent
+/// without its value where `r` is refused; no descent below an entry lacking `e`; below an
+/// entry lacking `x`, `r` is blocked.
+template <class Visit>
+void walk_acl(entry& top, const acl_checker& top_acl, int64_t min_depth, int64_t max_depth,
+              bool full, Visit visit) {
+  struct frame {
+    entry* e;
+    int64_t depth;
+    acl_checker acl;
+  };
+  std::vector<frame> stack;
+  stack.push_back(frame{&top, 0, top_acl});
+  while (!stack.empty()) {
+    frame f = std::move(stack.back());
+    stack.pop_back();
+    if (min_depth <= f.depth) visit(*f.e, f.acl.allows('r'));
+    if (max_depth == f.depth) continue;
+    if (!f.acl.allows('e')) continue;
+    acl_checker base = f.acl;
+    if (!base.allows('x')) base.block('r');
+    const auto& kids = f.e->children();
+    for (size_t i = kids.size(); i-- > 0;) {
+      if (kids[i]->name().is_nil() && !(full && f.depth == 0)) continue;
+      stack.push_back(frame{kids[i].get(), f.depth + 1, base.step(kids[i]->name())});
+    }
+  }
+}
+
+}  // namespace
+
 action_result kv_store::impl::get_tree(const conn_state& cs, const map& msg, entry& root,
-                                       size_t chop) {
+                                       size_t chop, const acl_checker* acl) {
   action_result r;
   r.stream = true;
   array path = path_field(msg);
@@ -417,22 +291,35 @@ action_result kv_store::impl::get_tree(const conn_state& cs, const map& msg, ent
   int64_t min_depth = int_field(msg, "min_depth", 0);
   int64_t max_depth = int_field(msg, "max_depth", -1);
   bool empty = bool_field(msg, "empty", false);
-  entry& top = follow(root, path, false, client_nulls_ok(cs));
+  std::optional<acl_checker> top_acl;
+  entry* found = nullptr;
+  if (acl != nullptr) {
+    top_acl = *acl;
+    found = follow_acl(root, path, walk_mode::lookup, client_nulls_ok(cs), *top_acl, 'e');
+    if (found == nullptr) key_error(path);
+  }
+  entry& top = found != nullptr ? *found : follow(root, path, false, client_nulls_ok(cs));
 
   array prefix = top.path();
   prefix.erase(prefix.begin(), prefix.begin() + static_cast<std::ptrdiff_t>(chop));
   path_shortener ps(std::move(prefix), chop == 0);
-  walk(top, min_depth, max_depth, empty, [&](entry& e) {
+  auto emit_record = [&](entry& e, bool readable) {
     if (!e.has_data() && !empty) return;
     value rec = tree::entry_record(e, nchain, true, chop);
+    if (!readable) drop_key(rec.as_map(), "value");
     std::string error;
     ps.apply(rec, error);
     r.messages.push_back(std::move(rec));
-  });
+  };
+  if (top_acl)
+    walk_acl(top, *top_acl, min_depth, max_depth, empty, emit_record);
+  else
+    walk(top, min_depth, max_depth, empty, [&](entry& e) { emit_record(e, true); });
   return r;
 }
 
-action_result kv_store::impl::watch(uint64_t conn_id, const conn_state& cs, const map& msg) {
+action_result kv_store::impl::watch(uint64_t conn_id, const conn_state& cs, const map& msg,
+                                    const acl_checker* acl) {
   action_result r;
   r.stream = true;
   array path = path_field(msg);
@@ -445,6 +332,11 @@ action_result kv_store::impl::watch(uint64_t conn_id, const conn_state& cs, cons
   int64_t seq = 0;
   if (seqv == nullptr || !wire::to_int(*seqv, seq))
     fail("ValueError", "A watch needs an integer 'seq'");
+  std::optional<acl_checker> top_acl;
+  if (acl != nullptr) {
+    top_acl = *acl;
+    follow_acl(*cs.root, path, walk_mode::check, client_nulls_ok(cs), *top_acl, 'x');
+  }
   entry& top = follow(*cs.root, path, true, client_nulls_ok(cs));  // creates the path
 
   auto w = std::make_unique<watch_rec>();
@@ -457,17 +349,23 @@ action_result kv_store::impl::watch(uint64_t conn_id, const conn_state& cs, cons
   w->max_depth = max_depth;
   w->nchain = nchain;
   w->shortener = path_shortener(top.path_from(cs.root), cs.chop == 0);
+  w->restricted = acl != nullptr;
 
   uint64_t t0 = clock->next();
   if (fetch) {
-    walk(top, min_depth, max_depth, empty, [&](entry& e) {
+    auto emit_record = [&](entry& e, bool readable) {
       if (!e.has_data() && !empty) return;
       if (e.tock() >= t0) return;
       value rec = tree::entry_record(e, nchain, true, cs.chop);
+      if (!readable) drop_key(rec.as_map(), "value");
       std::string error;
       w->shortener.apply(rec, error);
       r.messages.push_back(std::move(rec));
-    });
+    };
+    if (top_acl)
+      walk_acl(top, *top_acl, min_depth, max_depth, empty, emit_record);
+    else
+      walk(top, min_depth, max_depth, empty, [&](entry& e) { emit_record(e, true); });
     r.messages.push_back(value(map{{value("state"), value("uptodate")}}));
   }
   // Registration happens in the same call as the fetch walk: no change can slip between.
@@ -478,16 +376,29 @@ action_result kv_store::impl::watch(uint64_t conn_id, const conn_state& cs, cons
   return r;
 }
 
-value kv_store::impl::enumerate(const map& msg, entry& root, int nulls_ok) {
+value kv_store::impl::enumerate(const map& msg, entry& root, int nulls_ok, const acl_checker* acl) {
   array path = path_field(msg);
   bool with_data = bool_field(msg, "with_data", false);
   bool empty = bool_field(msg, "empty", false);
-  entry& e = follow(root, path, false, nulls_ok);
+  std::optional<acl_checker> pos;
+  entry* found = nullptr;
+  if (acl != nullptr) {
+    pos = *acl;
+    found = follow_acl(root, path, walk_mode::lookup, nulls_ok, *pos, 'e');
+    if (found == nullptr) key_error(path);
+  }
+  entry& e = found != nullptr ? *found : follow(root, path, false, nulls_ok);
+  // §2.4, intended: each child is judged from its own position, stepped from the parent's.
+  auto child_allows = [&](const entry& c, char flag) {
+    return !pos || pos->step(c.name()).allows(flag);
+  };
   value result;
   if (with_data) {
+    bool parent_x = !pos || pos->allows('x');
     map m;
     for (const auto& c : e.children()) {
-      if (c->has_data())
+      if (!child_allows(*c, 'r')) continue;
+      if (c->has_data() && parent_x)
         m.emplace_back(c->name(), c->data());
       else if (empty)
         m.emplace_back(c->name(), value());
@@ -496,7 +407,7 @@ value kv_store::impl::enumerate(const map& msg, entry& root, int nulls_ok) {
   } else {
     array a;
     for (const auto& c : e.children())
-      if (empty || c->has_data()) a.push_back(c->name());
+      if ((empty || c->has_data()) && child_allows(*c, 'e')) a.push_back(c->name());
     result = value(std::move(a));
   }
   return value(map{{value("result"), std::move(result)}});
@@ -552,12 +463,19 @@ value kv_store::impl::get_state(const map& msg) {
   return value(std::move(res));
 }
 
-value kv_store::impl::chroot(uint64_t conn_id, const conn_state& cs, const map& msg) {
+value kv_store::impl::chroot(uint64_t conn_id, const conn_state& cs, const map& msg,
+                             const acl_checker* acl) {
   array path = path_field(msg);
   conn_state next = cs;
   if (!path.empty()) {
+    if (acl != nullptr) {
+      acl_checker a = *acl;
+      follow_acl(*cs.root, path, walk_mode::check, 0, a, 0);
+    }
     next.root = &follow(*cs.root, path, true, 0);
     next.chop = cs.chop + path.size();
+    // The ACL stays where the user logged in: its positions now start at the new root.
+    if (next.restricted) next.acl_prefix.insert(next.acl_prefix.end(), path.begin(), path.end());
     conns[conn_id] = next;
   }
   return tree::entry_record(*next.root, 2, true, next.chop);
@@ -573,26 +491,52 @@ action_result kv_store::impl::dispatch(uint64_t conn_id, const map& msg,
   };
   entry& meta = t.meta_root();
 
-  if (action == "get_value") return single(get_value(cs, msg, *cs.root, client_nulls_ok(cs)));
-  if (action == "set_value") return single(set_value(msg, *cs.root, 2, false));
-  if (action == "delete_value") return single(set_value(msg, *cs.root, 2, true));
-  if (action == "delete_tree") return delete_tree(cs, msg);
-  if (action == "enum" || action == "enumerate") return single(enumerate(msg, *cs.root, 0));
+  // Before a required login only the login itself is accepted (batteries §1.1).
+  if (cs.must_login) {
+    if (action == "auth") return auth(conn_id, cs, msg);
+    if (action == "diffie_hellman") return diffie_hellman(conn_id, msg);
+    throw client_error("NoAuthError()");
+  }
+  std::optional<acl_checker> acl_holder;
+  const acl_checker* acl = nullptr;
+  if (cs.restricted) acl = &acl_holder.emplace(user_acl(cs));
+
+  if (action == "get_value") return single(get_value(cs, msg, *cs.root, client_nulls_ok(cs), acl));
+  if (action == "set_value") return single(set_value(msg, *cs.root, 2, false, acl));
+  if (action == "delete_value") return single(set_value(msg, *cs.root, 2, true, acl));
+  if (action == "delete_tree") return delete_tree(cs, msg, acl);
+  if (action == "enum" || action == "enumerate") return single(enumerate(msg, *cs.root, 0, acl));
   if (action == "get_tock") return single(value(map{{value("tock"), value(clock->next())}}));
   if (action == "get_state") return single(get_state(msg));
-  if (action == "root") return single(chroot(conn_id, cs, msg));
+  if (action == "root") return single(chroot(conn_id, cs, msg, acl));
+  if (action == "test_acl") return test_acl(cs, msg);
+  if (action == "auth") return auth(conn_id, cs, msg);
+  if (action == "diffie_hellman") return diffie_hellman(conn_id, msg);
+
+  bool meta_action =
+      action.ends_with("_internal") || action.starts_with("auth_") || action == "set_auth_typ";
+  // Our security default: the meta tree (ACLs, users, types) is not reachable for a user
+  // bound to an ACL, whatever the ACL says (the original lets everybody rewrite it).
+  if (meta_action && !cs.admin()) fail("ACLError", action + " is only for users without an ACL");
+  if (action == "auth_set") return auth_set(conn_id, cs, msg);
+  if (action == "auth_get") return single(auth_get(cs, msg));
+  if (action == "auth_list") return auth_list(cs, msg);
+  if (action == "auth_info") return single(auth_info(cs));
+  if (action == "set_auth_typ") return single(set_auth_typ(cs, msg));
   // The internal variants work relative to the meta root (None,), whatever the chroot.
-  if (action == "get_internal") return single(get_value(conn_state{&meta, 0}, msg, meta, 1));
-  if (action == "set_internal") return single(set_value(msg, meta, 1, false));
-  if (action == "delete_internal") return single(set_value(msg, meta, 0, true));
-  if (action == "enum_internal") return single(enumerate(msg, meta, 1));
+  if (action == "get_internal")
+    return single(get_value(conn_state::at(&meta), msg, meta, 1, nullptr));
+  if (action == "set_internal") return single(set_value(msg, meta, 1, false, nullptr));
+  if (action == "delete_internal") return single(set_value(msg, meta, 0, true, nullptr));
+  if (action == "enum_internal") return single(enumerate(msg, meta, 1, nullptr));
 
   // Streamed actions: an error goes inside the stream, as the original sends it.
   if (action == "get_tree" || action == "get_tree_internal" || action == "watch") {
     try {
-      if (action == "get_tree") return get_tree(cs, msg, *cs.root, cs.chop);
-      if (action == "get_tree_internal") return get_tree(conn_state{&meta, 0}, msg, meta, 0);
-      return watch(conn_id, cs, msg);
+      if (action == "get_tree") return get_tree(cs, msg, *cs.root, cs.chop, acl);
+      if (action == "get_tree_internal")
+        return get_tree(conn_state::at(&meta), msg, meta, 0, nullptr);
+      return watch(conn_id, cs, msg, acl);
     } catch (const client_error& e) {
       action_result r;
       r.stream = true;
@@ -664,6 +608,23 @@ value kv_store::greeting(int64_t qlen) const {
     m.emplace_back(value("auth"), value(std::move(names)));
   }
   return value(std::move(m));
+}
+
+value kv_store::open_connection(uint64_t conn, int64_t qlen) {
+  value g = greeting(qlen);
+  conn_state& cs = impl_->conn_ref(conn);
+  const value* auth = g.find("auth");
+  cs.must_login = auth != nullptr && auth->is_sequence() && !auth->elements().empty() &&
+                  !auth->elements().front().is_nil();
+  return g;
+}
+
+bool kv_store::is_admin(uint64_t conn) const {
+  return impl_->conn(conn).admin();
+}
+
+void kv_store::set_auth_options(auth_options opts) {
+  impl_->auth_opts = opts;
 }
 
 action_result kv_store::handle(uint64_t conn, const value& request) {

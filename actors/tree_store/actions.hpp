@@ -109,6 +109,32 @@ struct action_result {
   /// Reply maps without `seq` / `wseq`. A map may carry its own `tock`; the session adds a
   /// fresh one to maps that do not.
   std::vector<value> messages;
+
+  /// Work too slow for the single writer (Diffie-Hellman, Argon2id): when set, `messages` is
+  /// empty and the caller runs `deferred->work()` on another thread, then
+  /// `deferred->resume(result)` back in the store's thread, which gives the real result (and
+  /// may defer again). `resume` checks that the connection still exists.
+  struct deferred_step {
+    std::function<value()> work;
+    std::function<action_result(value)> resume;
+  };
+  std::shared_ptr<deferred_step> deferred;
+
+  /// Set by `auth` (batteries §1.3): the outcome of a login attempt, for the failed-login
+  /// slowdown and the log, and the connection's access afterwards (the session gates the
+  /// backend actions msg_send / msg_monitor on it).
+  enum class login_outcome { none, succeeded, failed };
+  login_outcome login = login_outcome::none;
+  std::string login_user;    // "METHOD user IDENT"
+  std::string login_detail;  // why it failed
+  bool login_restricted = false;
+};
+
+/// Options of the auth battery (config `kv.auth.*`).
+struct auth_options {
+  /// `kv.auth.password.legacy_hash`: store new password records as the original's raw
+  /// SHA-256 digest (for clusters that still run Python nodes) instead of Argon2id.
+  bool legacy_hash = false;
 };
 
 class kv_store {
@@ -135,8 +161,16 @@ class kv_store {
   /// `server -I VALUE`: init_own_tick, then set the root's value as the next event (tick 1).
   void set_initial_root(const value& v);
 
-  /// The greeting map (seq 0): {seq:0, version, node, tick, tock, qlen}.
+  /// The greeting map (seq 0): {seq:0, version, node, tick, tock, qlen, auth?}.
   value greeting(int64_t qlen) const;
+  /// Register a new client connection and return its greeting. If the greeting names a
+  /// current auth method, the connection must log in (`auth`) before anything else
+  /// (batteries §1.1); otherwise it is the super-user at once.
+  value open_connection(uint64_t conn, int64_t qlen);
+  /// True if the connection is logged in (or needs no login) and not bound to an ACL: the
+  /// meta tree, user management, save/log and the backend actions are for such users only.
+  bool is_admin(uint64_t conn) const;
+  void set_auth_options(auth_options opts);
 
   /// Run one client request of connection `conn` (the decoded request map, `seq` included).
   /// Never throws: problems become a single reply {error: "..."}.

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 
+#include "actors/auth/login_throttle.hpp"
 #include "actors/persister/save_format.hpp"
 #include "actors/tree_store/actions.hpp"
 #include "actors/tree_store/tree.hpp"
@@ -67,6 +68,13 @@ struct tree_store_state {
   uint64_t synced_lsn = 0;
   std::deque<held_reply> held_replies;
   std::unordered_map<uint64_t, size_t> held_per_conn;
+
+  // Logins: the clients' addresses, the failed-login throttle, and the threads that run slow
+  // crypto (started on first use; two, as the machines we target have two cores).
+  std::unordered_map<uint64_t, std::string> addresses;
+  auth::login_throttle throttle;
+  std::vector<caf::actor> crypto_workers;
+  size_t next_worker = 0;
 };
 
 using tree_store_actor = caf::stateful_actor<tree_store_state>;
@@ -212,6 +220,118 @@ void release_replies(tree_store_actor* self) {
   }
 }
 
+// --- client requests --------------------------------------------------------------------------
+
+void complete_request(tree_store_actor* self, uint64_t conn, int64_t seq, action_result res,
+                      size_t logged_before);
+
+caf::actor crypto_worker(tree_store_actor* self) {
+  auto& st = self->state;
+  if (st.crypto_workers.empty()) {
+    for (int i = 0; i < 2; ++i)
+      st.crypto_workers.push_back(self->spawn<caf::detached + caf::linked>([]() -> caf::behavior {
+        return {[](deferred_work& w) -> value {
+          try {
+            return w.fn();
+          } catch (const std::exception& e) {
+            return value(map{{value("worker_error"), value(std::string(e.what()))}});
+          }
+        }};
+      }));
+  }
+  return st.crypto_workers[st.next_worker++ % st.crypto_workers.size()];
+}
+
+// A deferred step (DH, Argon2id): the work runs on a crypto worker, the rest back here.
+void run_deferred(tree_store_actor* self, uint64_t conn, int64_t seq,
+                  std::shared_ptr<action_result::deferred_step> step) {
+  self->request(crypto_worker(self), caf::infinite, deferred_work{step->work})
+      .then(
+          [self, conn, seq, step](value& v) {
+            auto& st = self->state;
+            if (const value* err = v.is_map() ? v.find("worker_error") : nullptr) {
+              spdlog::error("tree_store: crypto failed: {}", err->as_str());
+              send_reply(self, conn, seq, single(error_value("RuntimeError", err->as_str())));
+              return;
+            }
+            size_t logged_before = st.state_log ? st.state_log->buffer.size() : 0;
+            action_result next;
+            st.in_request = true;
+            try {
+              next = step->resume(std::move(v));
+            } catch (const std::exception& e) {
+              next = single(error_value("RuntimeError", e.what()));
+            }
+            st.in_request = false;
+            complete_request(self, conn, seq, std::move(next), logged_before);
+          },
+          [self, conn, seq](caf::error& err) {
+            send_reply(self, conn, seq,
+                       single(error_value("RuntimeError", self->system().render(err))));
+          });
+}
+
+// The throttle's key for an `auth` request: the same text kv_store reports as login_user.
+std::string login_key(const value& req) {
+  const value* typ = req.find("typ");
+  const value* ident = req.find("ident");
+  if (!typ || !typ->is_str() || !ident || !ident->is_str()) return "?";
+  return typ->as_str() + " user " + ident->as_str();
+}
+
+// Logs a login attempt and feeds the throttle.
+void note_login(tree_store_actor* self, uint64_t conn, const action_result& res) {
+  auto& st = self->state;
+  const std::string& addr = st.addresses[conn];
+  if (res.login == action_result::login_outcome::succeeded) {
+    st.throttle.succeeded(res.login_user, addr);
+    spdlog::info("client {} from {}: logged in as {}{}", conn, addr, res.login_user,
+                 res.login_restricted ? " (bound to an ACL)" : "");
+    if (!res.login_detail.empty())
+      spdlog::warn("client {}: {} is bound to an ACL, but {}", conn, res.login_user,
+                   res.login_detail);
+  } else if (res.login == action_result::login_outcome::failed) {
+    int n = st.throttle.failed(res.login_user, addr, auth::login_throttle::clock::now());
+    spdlog::warn(
+        "client {} from {}: login as {} refused ({} in a row; later attempts are "
+        "slowed down): {}",
+        conn, addr, res.login_user, n, res.login_detail);
+  }
+}
+
+// After kv_store handled a request: defer slow work, or deliver (or hold) the reply.
+void complete_request(tree_store_actor* self, uint64_t conn, int64_t seq, action_result res,
+                      size_t logged_before) {
+  auto& st = self->state;
+  if (res.deferred) {
+    run_deferred(self, conn, seq, std::move(res.deferred));
+  } else {
+    note_login(self, conn, res);
+    bool logged = st.state_log && st.state_log->buffer.size() > logged_before;
+    schedule_flush(self);
+    if (ack_mode(st) && (logged || st.held_per_conn.count(conn) > 0)) {
+      // Not acknowledged before its record is on disk; later replies queue behind it.
+      // The buffered records get lsn next_lsn + 1 when they are flushed.
+      uint64_t lsn = st.next_lsn + (st.state_log->buffer.empty() ? 0 : 1);
+      st.held_replies.push_back({lsn, conn, seq, std::move(res)});
+      ++st.held_per_conn[conn];
+    } else {
+      send_reply(self, conn, seq, std::move(res));
+    }
+  }
+  for (auto& [c, s, m] : st.held_events) deliver_event(self, c, s, std::move(m));
+  st.held_events.clear();
+}
+
+void run_request(tree_store_actor* self, uint64_t conn, int64_t seq, const value& req) {
+  auto& st = self->state;
+  size_t logged_before = st.state_log ? st.state_log->buffer.size() : 0;
+  st.in_request = true;
+  action_result res = st.store->handle(conn, req);
+  st.in_request = false;
+  complete_request(self, conn, seq, std::move(res), logged_before);
+}
+
 // Action `save {path, full}` (§6): the records are built here, written by the persister.
 void handle_save(tree_store_actor* self, uint64_t conn, int64_t seq, const value& req) {
   auto& st = self->state;
@@ -314,17 +434,19 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
     for (auto it = self->state.sessions.begin(); it != self->state.sessions.end(); ++it) {
       if (it->second.address() == dm.source) {
         self->state.store->drop_connection(it->first);
+        self->state.addresses.erase(it->first);
         self->state.sessions.erase(it);
         return;
       }
     }
   });
   return {
-      [self](hello_atom, uint64_t conn, caf::actor session) {
+      [self](hello_atom, uint64_t conn, caf::actor session, std::string& address) {
         self->monitor(session);
         self->state.sessions[conn] = session;
+        self->state.addresses[conn] = std::move(address);
         self->send(session, greeting_atom::value,
-                   self->state.store->greeting(self->state.opts.client_qlen));
+                   self->state.store->open_connection(conn, self->state.opts.client_qlen));
       },
       [self](request_atom, uint64_t conn, const value& req) {
         auto& st = self->state;
@@ -332,26 +454,34 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
         int64_t seq = 0;
         if (const value* s = req.find("seq")) s->get_int(seq);
         if (const value* a = req.is_map() ? req.find("action") : nullptr; a && a->is_str()) {
-          if (a->as_str() == "save") return handle_save(self, conn, seq, req);
-          if (a->as_str() == "log") return handle_log(self, conn, seq, req);
+          const std::string& action = a->as_str();
+          if (action == "save" || action == "log") {
+            if (!st.store->is_admin(conn))
+              return send_reply(
+                  self, conn, seq,
+                  single(error_value("ACLError", action + " is only for users without an ACL")));
+            return action == "save" ? handle_save(self, conn, seq, req)
+                                    : handle_log(self, conn, seq, req);
+          }
+          if (action == "auth") {
+            // Failed logins slow down later attempts for the same user and address.
+            auto now = auth::login_throttle::clock::now();
+            auto slot = st.throttle.admit(login_key(req), st.addresses[conn], now);
+            if (slot - now >= std::chrono::milliseconds(1)) {
+              self->delayed_send(self,
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(slot - now),
+                                 login_slot_atom::value, conn, req);
+              return;
+            }
+          }
         }
-        size_t logged_before = st.state_log ? st.state_log->buffer.size() : 0;
-        st.in_request = true;
-        action_result res = st.store->handle(conn, req);
-        st.in_request = false;
-        bool logged = st.state_log && st.state_log->buffer.size() > logged_before;
-        schedule_flush(self);
-        if (ack_mode(st) && (logged || st.held_per_conn.count(conn) > 0)) {
-          // Not acknowledged before its record is on disk; later replies queue behind it.
-          // The buffered records get lsn next_lsn + 1 when they are flushed.
-          uint64_t lsn = st.next_lsn + (st.state_log->buffer.empty() ? 0 : 1);
-          st.held_replies.push_back({lsn, conn, seq, std::move(res)});
-          ++st.held_per_conn[conn];
-        } else {
-          send_reply(self, conn, seq, std::move(res));
-        }
-        for (auto& [c, s, m] : st.held_events) deliver_event(self, c, s, std::move(m));
-        st.held_events.clear();
+        run_request(self, conn, seq, req);
+      },
+      [self](login_slot_atom, uint64_t conn, const value& req) {
+        if (self->state.sessions.find(conn) == self->state.sessions.end()) return;
+        int64_t seq = 0;
+        if (const value* s = req.find("seq")) s->get_int(seq);
+        run_request(self, conn, seq, req);
       },
       [self](persist_synced_atom, uint64_t lsn) {
         auto& st = self->state;
@@ -383,6 +513,7 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
           self->state.sessions.erase(it);
         }
         self->state.store->drop_connection(conn);
+        self->state.addresses.erase(conn);
       },
       [self](persist_flush_atom) { flush_logs(self); },
       [self](persist_step_atom) {

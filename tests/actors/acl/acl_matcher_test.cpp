@@ -267,7 +267,7 @@ TEST_CASE("acl checker: flags of the matched entry, no match means no access") {
     std::string want;
   };
   const std::vector<flag_case> cases = {
-      {{}, ""},  // the ACL root holds no data: no match, so nothing (our rule)
+      {{}, "xen"},  // the ACL root holds no data: only traversal into the top level
       {{"a"}, "rx"},
       {{"a", "c"}, "wc"},
       {{"a", "b"}, ""},
