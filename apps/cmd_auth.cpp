@@ -18,6 +18,7 @@
 //     auth_get reply that its server never sends);
 //   * `user add` / `user mod` / `user param` with -m print the server's reply (the original
 //     crashes: its send returns nothing);
+//   * `user param` refuses a user that does not exist;
 //   * `user list -v` separates the records with `---` so that the output is one YAML stream;
 //   * `_test` users are written with a plain auth_set like `root` ones, not the original's
 //     streamed name dialogue (a protocol test of the original, not a real method).
@@ -222,6 +223,14 @@ void add_or_modify(const global_options& g, const auth_options& o, client_connec
 
 void user_param(const global_options& g, const auth_options& o, client_connection& c) {
   std::string method = required_method(c, o);
+  // The original writes below any IDENT; a record below a missing user would create a user
+  // entry without data, which the node may then count as "this method has users".
+  try {
+    c.request("auth_get", {{"typ", method}, {"kind", "user"}, {"ident", o.ident}, {"nchain", 0}});
+  } catch (const server_error& e) {
+    if (!std::string_view(e.what()).starts_with("KeyError")) throw;
+    throw usage_error("There is no " + method + " user '" + o.ident + "'");
+  }
   value path = value::make_path(
       {value("auth"), value(method), value("user"), value(o.ident), value(o.type)});
   value r = c.request("get_internal", {{"path", path}, {"nchain", 3}});
