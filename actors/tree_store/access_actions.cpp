@@ -153,8 +153,9 @@ bool kv_store::impl::event_visible(const watch_rec& w, const entry& e, bool& sho
     if (!acl.allows('x')) acl.block('r');
     acl = acl.step(x);
   }
+  // Seen at all only where `r` or `e` is allowed (walk_acl in actions.cpp).
   show_value = acl.allows('r');
-  return true;
+  return show_value || acl.allows('e');
 }
 
 action_result kv_store::impl::test_acl(const conn_state& cs, const map& msg) {

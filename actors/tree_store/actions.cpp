@@ -251,9 +251,10 @@ action_result kv_store::impl::delete_tree(const conn_state& cs, const map& msg,
 
 namespace {
 
-/// get_tree / watch dump walk with ACL positions (§2.4, intended): every visited entry is sent
-/// without its value where `r` is refused; no descent below an entry lacking `e`; below an
-/// entry lacking `x`, `r` is blocked.
+/// get_tree / watch dump walk with ACL positions (§2.4, intended): no descent below an entry
+/// lacking `e`; below an entry lacking `x`, `r` is blocked. An entry is sent only where its
+/// position allows `r` or `e` (as `enum` shows a name only where `e` is allowed; the original
+/// sends every visited entry), and without its value unless `r`.
 template <class Visit>
 void walk_acl(entry& top, const acl_checker& top_acl, int64_t min_depth, int64_t max_depth,
               bool full, Visit visit) {
@@ -267,7 +268,10 @@ void walk_acl(entry& top, const acl_checker& top_acl, int64_t min_depth, int64_t
   while (!stack.empty()) {
     frame f = std::move(stack.back());
     stack.pop_back();
-    if (min_depth <= f.depth) visit(*f.e, f.acl.allows('r'));
+    if (min_depth <= f.depth) {
+      bool readable = f.acl.allows('r');
+      if (readable || f.acl.allows('e')) visit(*f.e, readable);
+    }
     if (max_depth == f.depth) continue;
     if (!f.acl.allows('e')) continue;
     acl_checker base = f.acl;
@@ -483,7 +487,7 @@ value kv_store::impl::chroot(uint64_t conn_id, const conn_state& cs, const map& 
 
 action_result kv_store::impl::dispatch(uint64_t conn_id, const map& msg,
                                        const std::string& action) {
-  conn_state cs = conn(conn_id);
+  const conn_state& cs = conn(conn_id);
   auto single = [](value v) {
     action_result r;
     r.messages.push_back(std::move(v));

@@ -199,11 +199,15 @@ struct kv_store::impl {
   std::unordered_map<uint64_t, conn_state> conns;
   auth_options auth_opts;
 
+  conn_state unregistered;  // what `conn` gives for an unknown id
+
   /// A connection's state; one never registered (unit tests) is the super-user at the root.
-  conn_state conn(uint64_t id) {
+  /// The reference stays valid while the connection exists (unordered_map nodes are stable).
+  const conn_state& conn(uint64_t id) {
     auto it = conns.find(id);
     if (it != conns.end()) return it->second;
-    return conn_state::at(&t.root());
+    unregistered = conn_state::at(&t.root());
+    return unregistered;
   }
   conn_state& conn_ref(uint64_t id) {
     return conns.try_emplace(id, conn_state::at(&t.root())).first->second;

@@ -121,6 +121,8 @@ class node_process {
   bool running() { return proc_.running(); }
   /// Stop the node (SIGTERM, grace period, SIGKILL) and return its exit code.
   int stop(std::chrono::milliseconds grace = 5s) { return proc_.stop(grace); }
+  /// What the node wrote so far, stdout (its log) then stderr; complete after `stop`.
+  std::string output() const { return proc_.stdout_text() + proc_.stderr_text(); }
 
   /// `moatkv -p PORT ARGS…` against this node.
   command_result client(const std::vector<std::string>& args,
