@@ -485,3 +485,35 @@ TEST_CASE("user management: auth_info, auth_list, auth_get, set_auth_typ") {
   CHECK(at(cleared, "prev") == M({{"current", "_test"}}));
   CHECK(at(s.kv.greeting(10), "auth") == A({nullptr, "_test"}));
 }
+
+TEST_CASE("a login with `root` (or the original client's `chroot`) works below that entry") {
+  server s;
+  s.set({"tenant"}, "T");
+  s.set({"tenant", "x"}, 1);
+  // The tenant's own users and ACLs live in its meta tree: (tenant, None, ...).
+  s.ok(admin, {{"action", "set_value"},
+               {"path", P({"tenant", nullptr, "auth"})},
+               {"value", M({{"current", "_test"}})}});
+  s.ok(admin, {{"action", "set_value"},
+               {"path", P({"tenant", nullptr, "auth", "_test", "user", "tu"})},
+               {"value", M({})}});
+  s.ok(admin, {{"action", "set_value"},
+               {"path", P({"tenant", nullptr, "auth", "_test", "user", "tu", "acl"})},
+               {"value", M({{"key", "ro"}})}});
+  s.ok(admin, {{"action", "set_value"},
+               {"path", P({"tenant", nullptr, "acl", "ro", "#"})},
+               {"value", "rxe"}});
+  s.ok(admin, {{"action", "auth_set"}, {"typ", "_test"}, {"ident", "someone"}});
+  s.ok(admin, {{"action", "set_auth_typ"}, {"typ", "_test"}});
+  for (const char* field : {"root", "chroot"}) {
+    CAPTURE(field);
+    uint64_t conn = field == std::string("root") ? 20 : 21;
+    s.kv.open_connection(conn, 10);
+    action_result r = s.run(
+        conn, {{"action", "auth"}, {"typ", "_test"}, {"ident", "tu"}, {field, A({"tenant"})}});
+    REQUIRE(error_of(r) == "");
+    CHECK(r.login_restricted);
+    CHECK(at(s.one(conn, {{"action", "get_value"}, {"path", P({"x"})}}), "value") == value(1));
+    CHECK(denied(s.one(conn, {{"action", "set_value"}, {"path", P({"x"})}, {"value", 2}}), 'w'));
+  }
+}
