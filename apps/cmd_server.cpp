@@ -316,6 +316,7 @@ int run_server(const global_options& g, const server_options& so) {
     gopts.authoritative = so.authoritative;
     gopts.force = so.force;
     gopts.conn_auth = cfg.get_string("kv.conn.auth", "");
+    gopts.conn_tls = client_tls(cfg);
     std::function<caf::actor(caf::actor)> make_bridge;
     if (backend == "mqtt") {
       mqtt_bridge_options mo;

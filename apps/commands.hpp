@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "apps/node_config.hpp"
+#include "transport/tls_channel.hpp"
 
 namespace CLI {
 class App;
@@ -36,6 +37,10 @@ struct global_options {
   /// Every client command connects through this one function.
   std::unique_ptr<client_connection> connect() const;
 };
+
+/// kv.conn.ssl as a client TLS config (nullopt: clear text). Throws config_error. Used by the
+/// client commands and by a node fetching from its peers.
+std::optional<tls_client_config> client_tls(const node_config& cfg);
 
 /// Exit status of a command (set by its callback; main returns it).
 extern int command_status;

@@ -28,8 +28,6 @@ uint16_t global_options::connect_port(const node_config& cfg) const {
   return static_cast<uint16_t>(p);
 }
 
-namespace {
-
 // kv.conn.ssl: false/absent (clear text), true (TLS, verified against the system's CAs), or
 // {ca: FILE, cert: FILE, key: FILE, verify: bool, server_name: NAME}.
 std::optional<tls_client_config> client_tls(const node_config& cfg) {
@@ -65,8 +63,6 @@ std::optional<tls_client_config> client_tls(const node_config& cfg) {
   }
   return c;
 }
-
-}  // namespace
 
 std::unique_ptr<client_connection> global_options::connect() const {
   node_config cfg = config();

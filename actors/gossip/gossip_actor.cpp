@@ -461,7 +461,8 @@ void start_fetch(gossip_actor* self, std::vector<std::string> nodes) {
         }
         spdlog::info("gossip {}: fetching the tree from {}", st.opts.node_name, peers.front().name);
         st.fetcher = spawn_peer_fetch(self->system(), st.opts.node_name, std::move(peers), st.store,
-                                      caf::actor_cast<caf::actor>(self), st.opts.conn_auth);
+                                      caf::actor_cast<caf::actor>(self), st.opts.conn_auth,
+                                      st.opts.conn_tls);
       });
 }
 

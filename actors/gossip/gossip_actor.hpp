@@ -19,11 +19,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
+
+#include "transport/tls_channel.hpp"
 
 namespace moatkv {
 
@@ -43,6 +46,7 @@ struct gossip_options {
   bool authoritative = false;  // server --authoritative
   bool force = false;          // server --force
   std::string conn_auth;       // kv.conn.auth: the login for peers we fetch from (client_auth.hpp)
+  std::optional<tls_client_config> conn_tls;  // kv.conn.ssl: TLS to those peers
 };
 
 /// Spawns the gossip actor; `make_bridge(owner)` spawns the backend bridge with the gossip

@@ -12,11 +12,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
+
+#include "transport/tls_channel.hpp"
 
 namespace moatkv {
 
@@ -28,6 +31,7 @@ struct peer_address_entry {
 
 caf::actor spawn_peer_fetch(caf::actor_system& sys, std::string own_name,
                             std::vector<peer_address_entry> peers, caf::actor store,
-                            caf::actor owner, std::string auth = {});
+                            caf::actor owner, std::string auth = {},
+                            std::optional<tls_client_config> tls = std::nullopt);
 
 }  // namespace moatkv
