@@ -60,10 +60,18 @@ double percentile(std::vector<double>& v, double p) {
   return v[k];
 }
 
+// How the benchmark's connections are made (TLS, login): set once by the command's callback.
+const client_setup* bench_setup = nullptr;
+
+std::unique_ptr<client_connection> open_connection(const std::string& host, uint16_t port) {
+  return bench_setup->connect(host, port);
+}
+
 // One connection's share of a set/get run: keep `pipeline` requests in flight.
 void run_requests(const bench_options& o, const std::string& host, uint16_t port, int conn,
                   int64_t n, bool is_set, std::vector<double>& lat) {
-  client_connection c(host, port);
+  auto cp = open_connection(host, port);
+  client_connection& c = *cp;
   lat.reserve(static_cast<size_t>(n));
   std::vector<bench_clock::time_point> sent(static_cast<size_t>(n));
   std::unordered_map<int64_t, int64_t> seq_to_i;
@@ -127,7 +135,8 @@ bench_result run_tree(const bench_options& o, const std::string& host, uint16_t 
     fill.pipeline = std::max(o.pipeline, 64);
     run_parallel(fill, host, port, true);
   }
-  client_connection c(host, port);
+  auto cp = open_connection(host, port);
+  client_connection& c = *cp;
   c.set_timeout(std::chrono::minutes(10));
   int64_t entries = 0;
   auto t0 = bench_clock::now();
@@ -145,8 +154,10 @@ bench_result run_tree(const bench_options& o, const std::string& host, uint16_t 
 bench_result run_watch(const bench_options& o, const std::string& host, uint16_t port) {
   std::string whost = o.watch_host.empty() ? host : o.watch_host;
   uint16_t wport = o.watch_port > 0 ? static_cast<uint16_t>(o.watch_port) : port;
-  client_connection writer(host, port);
-  client_connection watcher(whost, wport);
+  auto writer_conn = open_connection(host, port);
+  auto watcher_conn = open_connection(whost, wport);
+  client_connection& writer = *writer_conn;
+  client_connection& watcher = *watcher_conn;
   value wpath = value::make_path({value(o.prefix), value("watch")});
   int64_t wseq = watcher.send_request("watch", {{"path", wpath}, {"max_depth", -1}});
   value start = watcher.read_for(wseq);  // {state: start}: the watch is registered
@@ -198,6 +209,8 @@ void add_bench_command(CLI::App& app, global_options& g) {
     node_config cfg = g.config();
     std::string host = g.connect_host(cfg);
     uint16_t port = g.connect_port(cfg);
+    client_setup setup = g.setup(cfg);
+    bench_setup = &setup;
     bench_result r;
     if (o->mode == "set") {
       r = run_parallel(*o, host, port, true);

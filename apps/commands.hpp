@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "apps/node_config.hpp"
+#include "transport/client_auth.hpp"
+#include "transport/client_connection.hpp"
 #include "transport/tls_channel.hpp"
 
 namespace CLI {
@@ -17,7 +19,14 @@ class App;
 
 namespace moatkv {
 
-class client_connection;
+/// How client commands connect: TLS (kv.conn.ssl) and the login (-a / kv.conn.auth), parsed
+/// (and prompted for) once, for any number of connections.
+struct client_setup {
+  client_options options;
+  std::optional<auth_spec> auth;
+  /// Connected, greeted and logged in (when the node requires it).
+  std::unique_ptr<client_connection> connect(const std::string& host, uint16_t port) const;
+};
 
 struct global_options {
   std::optional<std::string> config_file;  // -c
@@ -33,8 +42,10 @@ struct global_options {
   /// Where client commands connect.
   std::string connect_host(const node_config& cfg) const;
   uint16_t connect_port(const node_config& cfg) const;
+  /// TLS and login of client connections. Throws config_error / auth_spec_error.
+  client_setup setup(const node_config& cfg) const;
   /// A connection for a client command: connected, greeted and (when configured) logged in.
-  /// Every client command connects through this one function.
+  /// Every client command connects through this function (or `setup`, for several).
   std::unique_ptr<client_connection> connect() const;
 };
 

@@ -64,18 +64,26 @@ std::optional<tls_client_config> client_tls(const node_config& cfg) {
   return c;
 }
 
-std::unique_ptr<client_connection> global_options::connect() const {
-  node_config cfg = config();
+std::unique_ptr<client_connection> client_setup::connect(const std::string& host,
+                                                         uint16_t port) const {
+  auto conn = std::make_unique<client_connection>(host, port, options);
+  login(*conn, auth ? &*auth : nullptr);
+  return conn;
+}
+
+client_setup global_options::setup(const node_config& cfg) const {
+  client_setup s;
   // Parsed (and prompted for) before connecting, as the original does, so a typo in the spec
   // fails before any traffic.
   std::string spec_text = auth ? *auth : cfg.get_string("kv.conn.auth", "");
-  std::optional<auth_spec> spec;
-  if (!spec_text.empty()) spec = parse_auth_spec(spec_text);
-  client_options copts;
-  copts.tls = client_tls(cfg);
-  auto conn = std::make_unique<client_connection>(connect_host(cfg), connect_port(cfg), copts);
-  login(*conn, spec ? &*spec : nullptr);
-  return conn;
+  if (!spec_text.empty()) s.auth = parse_auth_spec(spec_text);
+  s.options.tls = client_tls(cfg);
+  return s;
+}
+
+std::unique_ptr<client_connection> global_options::connect() const {
+  node_config cfg = config();
+  return setup(cfg).connect(connect_host(cfg), connect_port(cfg));
 }
 
 }  // namespace moatkv
