@@ -2,9 +2,9 @@
 // batteries.md §1.5, §1.6, §8.1): methods, switching the node to a method, users and their
 // parameters.
 //
-// Server actions used: auth_info (the (None,"auth") record: {current: METHOD}), enum_internal
-// of ("auth",) (the configured methods), set_auth_typ, auth_list (stream), auth_get, auth_set
-// (a password travels wrapped with the connection's Diffie-Hellman key), get_internal /
+// Server actions used: auth_info (a get_value of (None,"auth"): {value: {current: METHOD}}),
+// enum_internal of ("auth",) (the configured methods), set_auth_typ, auth_list (stream), auth_get,
+// auth_set (a password travels wrapped with the connection's Diffie-Hellman key), get_internal /
 // set_internal / delete_internal of ("auth", METHOD, "user", IDENT, TYPE) for user parameters.
 //
 // The method: -m METHOD; else the node's current method; else the only configured one.
@@ -64,8 +64,8 @@ value strip(const value& msg, std::initializer_list<const char*> drop) {
   return value(std::move(out));
 }
 
-// The node's current method: auth_info replies with the (None,"auth") record, either as the
-// reply itself or (as the original's client expects) under `value`.
+// The node's current method: auth_info replies like get_value of (None,"auth"), the record
+// under `value` (as the original's client expects); a bare record is accepted too.
 std::optional<std::string> current_method(client_connection& c) {
   value r = c.request("auth_info", {});
   const value* rec = r.find("value");

@@ -471,12 +471,18 @@ action_result kv_store::impl::auth_list(const conn_state& cs, const map& msg) {
   return r;
 }
 
-value kv_store::impl::auth_info(const conn_state& cs) {
-  // Intended behaviour: the (None,"auth") record (the original looks in the wrong place and
-  // always answers {}).
+value kv_store::impl::auth_info(const conn_state& cs, const map& msg) {
+  // Intended behaviour: a get_value of (None,"auth") ({value: {current: …}, tock}), which the
+  // original's client reads as reply.value; the original looks in the wrong place
+  // ((None,None,"auth")) and always answers {}.
   entry* a = t.follow(*cs.root, auth_path({}, {}), false, 2);
-  if (a == nullptr || !a->has_data() || !a->data().is_map()) return value(map{});
-  return a->data();
+  int64_t nchain = int_field(msg, "nchain", 0);
+  if (a == nullptr || !a->has_data()) {
+    map m;
+    if (nchain != 0) m.emplace_back(value("chain"), value());
+    return value(std::move(m));
+  }
+  return tree::entry_record(*a, nchain, false);
 }
 
 value kv_store::impl::set_auth_typ(const conn_state& cs, const map& msg) {

@@ -525,7 +525,7 @@ action_result kv_store::impl::dispatch(uint64_t conn_id, const map& msg,
   if (action == "auth_set") return auth_set(conn_id, cs, msg);
   if (action == "auth_get") return single(auth_get(cs, msg));
   if (action == "auth_list") return auth_list(cs, msg);
-  if (action == "auth_info") return single(auth_info(cs));
+  if (action == "auth_info") return single(auth_info(cs, msg));
   if (action == "set_auth_typ") return single(set_auth_typ(cs, msg));
   // The internal variants work relative to the meta root (None,), whatever the chroot.
   if (action == "get_internal")

@@ -299,7 +299,7 @@ struct kv_store::impl {
   action_result auth_set(uint64_t conn_id, const conn_state& cs, const map& msg);
   value auth_get(const conn_state& cs, const map& msg);
   action_result auth_list(const conn_state& cs, const map& msg);
-  value auth_info(const conn_state& cs);
+  value auth_info(const conn_state& cs, const map& msg);
   value set_auth_typ(const conn_state& cs, const map& msg);
   /// Completes a verified login on `conn_id` (chroot, ACL binding); `user` is the record.
   action_result finish_login(uint64_t conn_id, const array& root, entry& user, std::string who);

@@ -372,8 +372,9 @@ struct replay {
   //     value. In the LIB SESSION the subtree `wire` then holds three values (wire.b.c, wire.b.d
   //     and the nil at wire.1.True), so the reply is `changed: 3` where the original said 7.
   // (c) batteries §1.5, `auth_info` DEFECT: the original looks up (None,None,"auth") and always
-  //     answers {}. We answer the (None,"auth") record, i.e. {current: METHOD} once set_auth_typ
-  //     chose one (the replay tracks the requests it sent).
+  //     answers {}. We answer a get_value of (None,"auth"), i.e. {value: {current: METHOD},
+  //     tock: the entry's tock} once set_auth_typ chose one (the replay tracks the requests it
+  //     sent); the tock is then the entry's, not a fresh one, so it is only checked to be an int.
   // Every `tick` of node1 in a later reply (greetings, chains) is lower by tick_shift.
   value shift_ticks(value v) const {
     if (v.is_map()) {
@@ -396,7 +397,8 @@ struct replay {
     if (req != c.requests.end() && str_field_is(req->second, "action", "auth_info") &&
         auth_current) {
       value adjusted = expected;
-      map_set(adjusted.as_map(), value("current"), value(*auth_current));
+      map_set(adjusted.as_map(), value("value"), value(map{{"current", *auth_current}}));
+      map_set(adjusted.as_map(), value("tock"), value());
       return adjusted;
     }
     if (req == c.requests.end() || !str_field_is(req->second, "action", "delete_tree"))
