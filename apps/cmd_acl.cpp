@@ -44,17 +44,6 @@ struct acl_options {
   std::optional<std::string> as_dict;   // dump -d
 };
 
-// The reply without the protocol's bookkeeping keys.
-value strip(const value& msg, std::initializer_list<std::string_view> drop = {"seq", "wseq"}) {
-  map out;
-  for (const auto& [k, v] : msg.as_map()) {
-    bool skip = false;
-    for (auto d : drop) skip = skip || (k.is_str() && k.as_str() == d);
-    if (!skip) out.emplace_back(k, v);
-  }
-  return value(std::move(out));
-}
-
 array nonempty_path(const std::string& text) {
   array p = parse_path(text).elements();
   if (p.empty()) throw usage_error("You need a non-empty path.");
@@ -95,7 +84,7 @@ void list_acls(const global_options& g, client_connection& c) {
     r = value(map{{"result", array{}}});
   }
   if (g.metadata) {
-    std::cout << yaml_dump(strip(r));
+    std::cout << yaml_dump(without_keys(r, {"seq", "wseq"}));
     return;
   }
   const value* res = r.find("result");
@@ -106,7 +95,7 @@ void get_acl(const global_options& g, const acl_options& o, client_connection& c
   value r = c.request("get_internal", {{"path", acl_path(o.name, parse_path(o.path).elements())},
                                        {"nchain", g.metadata ? 3 : 0}});
   if (g.metadata) {
-    std::cout << yaml_dump(strip(r));
+    std::cout << yaml_dump(without_keys(r, {"seq", "wseq"}));
     return;
   }
   const value* v = r.find("value");
@@ -171,7 +160,7 @@ void test_acl(const global_options& g, const acl_options& o, client_connection& 
   if (o.test_acl) params.emplace_back("acl", *o.test_acl);
   value r = c.request("test_acl", std::move(params));
   if (g.metadata) {
-    std::cout << yaml_dump(strip(r));
+    std::cout << yaml_dump(without_keys(r, {"seq", "wseq"}));
     return;
   }
   const value* a = r.find("access");
@@ -197,7 +186,7 @@ void dump_acl(const global_options& g, const acl_options& o, client_connection& 
                throw client_error("the server sent a depth beyond the previous path");
              const value* v = msg.find("value");
              if (!v && !g.metadata) return true;
-             value shown = g.metadata ? strip(msg, {"seq", "wseq", "path", "depth"}) : *v;
+             value shown = g.metadata ? without_keys(msg, {"seq", "wseq", "path", "depth"}) : *v;
              if (!o.as_dict) {
                std::cout << yaml_dump(
                    value(array{value(map{{value::make_path(std::move(rel)), shown}})}));

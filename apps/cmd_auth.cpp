@@ -52,18 +52,6 @@ struct auth_options {
   std::string test_auth = "root";  // user auth -a
 };
 
-value strip(const value& msg, std::initializer_list<const char*> drop) {
-  map out;
-  if (!msg.is_map()) return msg;
-  for (const auto& [k, v] : msg.as_map()) {
-    bool skip = false;
-    for (const char* d : drop)
-      if (k.is_str() && k.as_str() == d) skip = true;
-    if (!skip) out.emplace_back(k, v);
-  }
-  return value(std::move(out));
-}
-
 // The node's current method: auth_info replies like get_value of (None,"auth"), the record
 // under `value` (as the original's client expects); a bare record is accepted too.
 std::optional<std::string> current_method(client_connection& c) {
@@ -192,7 +180,7 @@ map export_user(const std::string& method, const std::string& ident) {
 }
 
 void print_reply_with_ident(const value& reply, const std::string& ident) {
-  value out = strip(reply, {"seq"});
+  value out = without_keys(reply, {"seq"});
   if (out.is_map()) map_set(out.as_map(), value("ident"), value(ident));
   std::cout << yaml_dump(out);
 }
@@ -251,7 +239,7 @@ void user_param(const global_options& g, const auth_options& o, client_connectio
     reply = c.request("set_internal", {{"path", path}, {"value", kw}, {"chain", chain}});
   }
   if (g.metadata)
-    std::cout << yaml_dump(strip(reply, {"seq"}));
+    std::cout << yaml_dump(without_keys(reply, {"seq"}));
   else
     std::cout << o.ident << " " << o.type << " " << o.key << "\n";
 }
@@ -314,7 +302,7 @@ void add_auth_command(CLI::App& app, global_options& g) {
     for_each_user(*c, method, g.metadata ? 3 : 0, [&](const value& r) {
       if (g.metadata || o->verbose) {
         if (!first) std::cout << "---\n";
-        std::cout << yaml_dump(strip(r, {"seq", "wseq", "tock"}));
+        std::cout << yaml_dump(without_keys(r, {"seq", "wseq", "tock"}));
       } else if (const value* id = r.find("ident")) {
         std::cout << (id->is_str() ? id->as_str() : python_repr(*id)) << "\n";
       }

@@ -31,18 +31,6 @@ std::unique_ptr<client_connection> connect(const global_options& g) {
   return g.connect();
 }
 
-// The reply without the protocol's bookkeeping keys.
-value strip(const value& msg, std::initializer_list<const char*> drop) {
-  map out;
-  for (const auto& [k, v] : msg.as_map()) {
-    bool skip = false;
-    for (const char* d : drop)
-      if (k.is_str() && k.as_str() == d) skip = true;
-    if (!skip) out.emplace_back(k, v);
-  }
-  return value(std::move(out));
-}
-
 // Expand the streamed (path, depth) pairs into paths relative to the request (§7.5).
 struct path_expander {
   path_longener longener;
@@ -59,7 +47,7 @@ struct path_expander {
 void print_value(const global_options& g, const value& path, client_connection& c) {
   value reply = c.request("get_value", {{"path", path}, {"nchain", g.metadata ? 3 : 0}});
   if (g.metadata) {
-    std::cout << yaml_dump(strip(reply, {"seq"}));
+    std::cout << yaml_dump(without_keys(reply, {"seq"}));
     return;
   }
   const value* v = reply.find("value");
@@ -87,7 +75,8 @@ void get_recursive(const global_options& g, const data_options& o, const value& 
   c.stream("get_tree", std::move(params), [&](const value& msg) {
     value rel = ex.expand(msg);
     const value* v = msg.find("value");
-    value shown = g.metadata ? strip(msg, {"seq", "wseq", "path", "depth"}) : (v ? *v : value());
+    value shown =
+        g.metadata ? without_keys(msg, {"seq", "wseq", "path", "depth"}) : (v ? *v : value());
     if (list && !o.as_dict) {
       std::cout << format_path(rel) << "\n";
       return true;
@@ -179,7 +168,7 @@ void set_value(const global_options& g, const data_options& o, const value& path
       next ? c.request("set_value",
                        {{"path", path}, {"value", *next}, {"nchain", nchain}, {"chain", chain}})
            : c.request("delete_value", {{"path", path}, {"nchain", nchain}, {"chain", chain}});
-  if (g.metadata) std::cout << yaml_dump(strip(reply, {"seq"}));
+  if (g.metadata) std::cout << yaml_dump(without_keys(reply, {"seq"}));
 }
 
 void delete_value(const global_options& g, const data_options& o, const value& path,
@@ -187,7 +176,7 @@ void delete_value(const global_options& g, const data_options& o, const value& p
   int nchain = g.metadata ? 3 : 0;
   value reply =
       c.request(o.recursive ? "delete_tree" : "delete_value", {{"path", path}, {"nchain", nchain}});
-  if (g.metadata || o.recursive) std::cout << yaml_dump(strip(reply, {"seq"}));
+  if (g.metadata || o.recursive) std::cout << yaml_dump(without_keys(reply, {"seq"}));
 }
 
 void monitor(const global_options& g, const data_options& o, const value& path,

@@ -630,4 +630,15 @@ std::string yprint(const value& v) {
   }
 }
 
+value without_keys(const value& msg, std::initializer_list<std::string_view> drop) {
+  if (!msg.is_map()) return msg;
+  map out;
+  for (const auto& [k, v] : msg.as_map()) {
+    bool skip = false;
+    for (auto d : drop) skip = skip || (k.is_str() && k.as_str() == d);
+    if (!skip) out.emplace_back(k, v);
+  }
+  return value(std::move(out));
+}
+
 }  // namespace moatkv

@@ -27,7 +27,9 @@
 //     `!ext <code> <hex bytes aa:bb:…>`.
 #pragma once
 
+#include <initializer_list>
 #include <string>
+#include <string_view>
 
 #include "messages/literal.hpp"  // python_repr
 #include "messages/value.hpp"
@@ -42,5 +44,9 @@ std::string yaml_dump(const value& v);
 /// `False` because they are ints in Python), str and bytes as Python repr (`'there'`, `b'..'`),
 /// anything else as `yaml_dump`. Ends in a newline.
 std::string yprint(const value& v);
+
+/// A reply map without the keys in `drop` (the protocol's bookkeeping: seq, wseq, tock, …);
+/// anything else is returned as is.
+value without_keys(const value& msg, std::initializer_list<std::string_view> drop);
 
 }  // namespace moatkv
