@@ -49,8 +49,9 @@ struct session_state {
   std::map<int64_t, stream_state> streams;
   bool closing = false;
   // msg_send / msg_monitor bypass the tree's ACLs: only for a logged-in user without an ACL
-  // (set from the greeting, then from each successful `auth` reply).
-  bool needs_login = false;
+  // (set from the greeting, then from each successful `auth` reply). Until the greeting came
+  // from the tree_store nobody knows, so a client that sends at once is refused.
+  bool needs_login = true;
   bool restricted = false;
   std::unique_ptr<tls_channel> tls;    // null: clear text
   std::optional<value> held_greeting;  // arrived before the TLS handshake was done
