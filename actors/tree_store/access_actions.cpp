@@ -295,9 +295,9 @@ action_result kv_store::impl::auth(uint64_t conn_id, const conn_state& cs, const
       action_result out;
       out.stream = true;
       out.login_user = who;
+      if (conns.find(conn_id) == conns.end()) return out;  // gone meanwhile: no outcome
       out.login = action_result::login_outcome::failed;
       entry* user = t.follow(t.root(), user_path, false, 2);
-      if (conns.find(conn_id) == conns.end()) return out;  // gone meanwhile
       if (!ok.is_bool() || !ok.as_bool() || user == nullptr) {
         out.login_detail = mismatch;
         out.messages.push_back(error_reply(mismatch));
