@@ -121,6 +121,11 @@ std::shared_ptr<kv_store> prepare_store(const server_options& so, const node_con
 
   auto store = std::make_shared<kv_store>(so.name, clock);
   {
+    int64_t depth = cfg.get_int("kv.server.limits.path_depth", default_max_path_depth);
+    if (depth <= 0) throw config_error("kv.server.limits.path_depth must be positive");
+    store->set_max_path_depth(static_cast<size_t>(depth));
+  }
+  {
     auth_options ao;
     YAML::Node legacy = cfg.get("kv.auth.password.legacy_hash");
     try {
@@ -271,6 +276,16 @@ int run_server(const global_options& g, const server_options& so) {
   if (port < 0 || port > 65535) throw config_error("kv.server.bind_default.port out of range");
   lopts.port = static_cast<uint16_t>(port);
   lopts.session.server_qlen = topts.client_qlen;
+  // kv.server.limits: what one client may use. Beyond them requests get clear errors.
+  auto limit = [&cfg](const char* key, int64_t dflt) {
+    int64_t v = cfg.get_int(std::string("kv.server.limits.") + key, dflt);
+    if (v <= 0) throw config_error(std::string("kv.server.limits.") + key + " must be positive");
+    return v;
+  };
+  lopts.session.max_message_bytes = static_cast<size_t>(limit("message_bytes", 16 << 20));
+  lopts.session.max_watches = static_cast<size_t>(limit("streams", 1000));
+  lopts.session.max_connections = limit("connections", 1000);
+  lopts.session.connections = std::make_shared<std::atomic<int64_t>>(0);
   // kv.server.bind_default.ssl: false (clear text) or {cert: FILE, key: FILE} (TLS only). The
   // files are read now, so a bad one stops the node before it listens.
   if (YAML::Node ssl = cfg.get("kv.server.bind_default.ssl"); ssl.IsMap()) {

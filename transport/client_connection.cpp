@@ -76,14 +76,17 @@ client_connection::client_connection(const std::string& host, uint16_t port,
       write_all({});  // the ClientHello; the rest of the handshake runs inside read_message
     }
     greeting_ = read_message();
+    if (greeting_.is_map() && !greeting_.find("seq"))
+      if (const value* e = greeting_.find("error"); e && e->is_str())
+        throw client_error("the server refused the connection: " + e->as_str());
+    if (!greeting_.is_map() || int_field(greeting_, "seq", -1) != 0)
+      throw client_error("the server did not send a MoaT-KV greeting");
   } catch (...) {
     close(fd_);  // the destructor does not run for a half-built object
     fd_ = -1;
     throw;
   }
   greeted_ = true;
-  if (!greeting_.is_map() || int_field(greeting_, "seq", -1) != 0)
-    throw client_error("the server did not send a MoaT-KV greeting");
   int64_t q = int_field(greeting_, "qlen", 0);
   if (q > 0) {
     qlen_ = std::min<int64_t>(q, 99);

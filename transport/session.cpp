@@ -34,7 +34,19 @@ struct stream_state {
   std::deque<value> queue;  // framed except for wseq/tock, waiting for the window
 };
 
+// Holds one of the listener's connection slots while the session lives.
+struct connection_slot {
+  std::shared_ptr<std::atomic<int64_t>> counter;
+  connection_slot() = default;
+  connection_slot(const connection_slot&) = delete;
+  connection_slot& operator=(const connection_slot&) = delete;
+  ~connection_slot() {
+    if (counter) counter->fetch_sub(1);
+  }
+};
+
 struct session_state {
+  connection_slot slot;
   uint64_t conn = 0;
   caf::io::connection_handle hdl;
   caf::actor store;
@@ -44,6 +56,7 @@ struct session_state {
   bool hello_done = false;
   int64_t qlen = 0;
   std::set<int64_t> pending;                // requests sent to the tree_store, no reply yet
+  std::set<int64_t> pending_watches;        // the watches among them
   std::set<int64_t> cancelled;              // stopped while pending
   std::map<int64_t, int64_t> request_qlen;  // pending requests that carry their own qlen
   std::map<int64_t, stream_state> streams;
@@ -151,6 +164,22 @@ void start_stream(session_broker* self, int64_t seq, int64_t request_qlen, actio
   pump(self, seq);
 }
 
+// Watches and monitors stay open: a connection may hold kv.server.limits.streams of them
+// (open or asked for). Beyond that the request gets an error reply and nothing else changes.
+bool too_many_watches(session_broker* self, int64_t seq) {
+  auto& st = self->state;
+  size_t n = st.pending_watches.size();
+  for (const auto& [s, stream] : st.streams)
+    if (stream.open) ++n;
+  if (n < st.opts.max_watches) return false;
+  send_single(self, seq,
+              value(map{{"error", "RuntimeError('too many open watches on this connection: " +
+                                      std::to_string(n) +
+                                      " (kv.server.limits.streams); stop some first')"}}));
+  self->flush(st.hdl);
+  return true;
+}
+
 // A backend topic from a request (`topic`): a str is one element, or with `parse` a P() path;
 // an array gives the elements. Elements must be str or int; joined with '/' (MQTT form).
 std::optional<std::string> request_topic(const value& t, bool parse, std::string& error) {
@@ -219,6 +248,7 @@ void handle_backend_action(session_broker* self, int64_t seq, const value& msg, 
   if (const value* r = msg.find("raw"); r && r->is_bool()) raw = r->as_bool();
   if (st.streams.count(seq) || st.pending.count(seq))
     return fail("ValueError('seq " + std::to_string(seq) + " is in use')");
+  if (too_many_watches(self, seq)) return;
   action_result res;
   res.stream = true;
   res.open = true;
@@ -297,7 +327,10 @@ void handle_message(session_broker* self, value msg) {
                 value(map{{"error", "ValueError('seq " + std::to_string(seq) + " is in use')"}}));
     return;
   }
+  bool is_watch = action->as_str() == "watch";
+  if (is_watch && too_many_watches(self, seq)) return;
   st.pending.insert(seq);
+  if (is_watch) st.pending_watches.insert(seq);
   int64_t q;  // a request's own qlen overrides the connection's for its stream
   if (const value* qv = msg.find("qlen"); qv && qv->get_int(q) && q > 0) st.request_qlen[seq] = q;
   self->send(st.store, request_atom::value, st.conn, std::move(msg));
@@ -311,6 +344,25 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
   st.store = store;
   st.clock = std::move(clock);
   st.opts = opts;
+  if (opts.connections) {
+    st.slot.counter = opts.connections;  // released when the session goes
+    int64_t open = opts.connections->fetch_add(1);
+    if (open >= opts.max_connections) {
+      spdlog::warn(
+          "client connection {} ({}): refused, {} connections are open "
+          "(kv.server.limits.connections)",
+          st.conn, self->remote_addr(hdl), open);
+      if (!opts.tls)
+        write_msg(
+            self,
+            value(map{{"error", "RuntimeError('too many connections: " + std::to_string(open) +
+                                    " are open (kv.server.limits.connections)')"}}));
+      self->flush(hdl);
+      self->close(hdl);
+      self->quit();
+      return {};
+    }
+  }
   decode_limits limits;
   limits.max_bytes = opts.max_message_bytes;
   st.decoder = std::make_unique<stream_decoder>(limits);
@@ -391,7 +443,15 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
         } catch (const decode_error& e) {
           spdlog::warn("client connection {}: closing after undecodable data: {}", st.conn,
                        e.what());
-          send_error(self, nullptr, std::string("undecodable request: ") + e.what());
+          // msgpack-c reports a string, array or map above the configured limit as a
+          // "size overflow": say which limit it is.
+          std::string why = e.what();
+          if (why.find("size overflow") != std::string::npos)
+            why = "request too large (" + why + "; kv.server.limits.message_bytes is " +
+                  std::to_string(st.opts.max_message_bytes) + ")";
+          else
+            why = "undecodable request: " + why;
+          send_error(self, nullptr, why);
           self->flush(st.hdl);
           self->close(st.hdl);
           shutdown();
@@ -409,6 +469,7 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
       [self](reply_atom, int64_t seq, action_result& res) {
         auto& st = self->state;
         st.pending.erase(seq);
+        st.pending_watches.erase(seq);
         if (res.login == action_result::login_outcome::succeeded) {
           st.needs_login = false;
           st.restricted = res.login_restricted;

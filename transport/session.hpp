@@ -21,6 +21,7 @@
 // silence for tls_handshake_timeout) is closed with a warning.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -34,9 +35,14 @@ class tls_context;
 class tock_clock;
 
 struct session_options {
-  int64_t server_qlen = 10;           // kv.server.buffer
-  size_t max_stream_backlog = 10000;  // queued messages of one stream before it is aborted
-  size_t max_message_bytes = 16u << 20;
+  int64_t server_qlen = 10;              // kv.server.buffer
+  size_t max_stream_backlog = 10000;     // queued messages of one stream before it is aborted
+  size_t max_message_bytes = 16u << 20;  // kv.server.limits.message_bytes
+  size_t max_watches = 1000;             // kv.server.limits.streams: open watches/monitors
+  // kv.server.limits.connections: sessions beyond this are refused; `connections` counts them
+  // (shared by the listener's sessions; null: no limit).
+  int64_t max_connections = 1000;
+  std::shared_ptr<std::atomic<int64_t>> connections;
   caf::actor gossip;  // the node's gossip actor, for msg_send / msg_monitor (none: standalone)
   std::shared_ptr<const tls_context> tls;  // kv.server.bind_default.ssl (null: clear text)
   std::chrono::milliseconds tls_handshake_timeout{5000};

@@ -627,6 +627,10 @@ bool kv_store::is_admin(uint64_t conn) const {
   return impl_->conn(conn).admin();
 }
 
+void kv_store::set_max_path_depth(size_t n) {
+  impl_->max_path_depth = n;
+}
+
 void kv_store::set_auth_options(auth_options opts) {
   impl_->auth_opts = opts;
 }
@@ -639,6 +643,14 @@ action_result kv_store::handle(uint64_t conn, const value& request) {
     if (action == nullptr) fail("KeyError", "The request has no 'action'");
     if (!action->is_str())
       fail("TypeError", "action must be a string, not " + debug_string(*action));
+    // Deeper paths are refused before anything walks them (kv.server.limits.path_depth).
+    for (const char* key : {"path", "root", "chroot"}) {
+      const value* p = field(msg, key);
+      if (p != nullptr && p->is_sequence() && p->elements().size() > impl_->max_path_depth)
+        fail("ValueError", std::string(key) + " has " + std::to_string(p->elements().size()) +
+                               " elements; at most " + std::to_string(impl_->max_path_depth) +
+                               " are allowed (kv.server.limits.path_depth)");
+    }
     return impl_->dispatch(conn, msg, action->as_str());
   } catch (const client_error& e) {
     action_result r;
@@ -763,6 +775,11 @@ update_result kv_store::impl::receive_update(value msg) {
   const array& path = pathv->elements();
   std::string error;
   if (!peer_path_ok(path, error)) return bad(error);
+  // Peers get more room than clients: refusing what another node accepted splits the tree,
+  // so only paths no sane writer makes are dropped.
+  if (size_t peer_limit = std::max<size_t>(max_path_depth, 4096); path.size() > peer_limit)
+    return bad("the path has " + std::to_string(path.size()) + " elements, more than " +
+               std::to_string(peer_limit));
   chain c;
   if (!chain::deserialize(msg, c, error)) return bad(error);
   if (c.empty()) return bad("an update needs a chain");

@@ -56,6 +56,9 @@ class node_set;  // actors/tree_store/range_set.hpp
 inline constexpr int64_t max_wire_counter = int64_t{1} << 53;
 /// Chains from peers with more links than this are refused.
 inline constexpr size_t max_chain_links = 4096;
+/// Paths (client requests and peer updates) with more elements are refused unless configured
+/// otherwise (kv.server.limits.path_depth).
+inline constexpr size_t default_max_path_depth = 256;
 
 /// What `apply_update` did with a server-to-server `update`.
 enum class update_status {
@@ -171,6 +174,8 @@ class kv_store {
   /// meta tree, user management, save/log and the backend actions are for such users only.
   bool is_admin(uint64_t conn) const;
   void set_auth_options(auth_options opts);
+  /// kv.server.limits.path_depth: requests and peer updates with longer paths are refused.
+  void set_max_path_depth(size_t n);
 
   /// Run one client request of connection `conn` (the decoded request map, `seq` included).
   /// Never throws: problems become a single reply {error: "..."}.

@@ -198,6 +198,7 @@ struct kv_store::impl {
   std::unordered_map<const entry*, std::vector<watch_rec*>> watched;
   std::unordered_map<uint64_t, conn_state> conns;
   auth_options auth_opts;
+  size_t max_path_depth = default_max_path_depth;
 
   conn_state unregistered;  // what `conn` gives for an unknown id
 
