@@ -107,4 +107,41 @@ TEST_CASE_FIXTURE(limited_node, "limits: open watches per connection, path depth
   CHECK(node.running());
 }
 
+TEST_CASE("limits: a watcher that stops reading gets its stream ended; writers go on") {
+  node_process node("slow1", {"-I", "Init"});
+  client_connection watcher(node.host(), node.port());
+  REQUIRE(watcher.qlen() > 0);  // flow control: the node holds what the window does not allow
+  int64_t seq = watcher.send_request("watch", {{"path", value::make_path({"w"})}});
+  REQUIRE(watcher.read_for(seq).find("state"));
+  // The watcher reads nothing more. A writer changes the watched subtree 10 500 times: more
+  // than the 10 000 events a stream may keep waiting.
+  client_connection writer(node.host(), node.port());
+  constexpr int n = 10500;
+  int64_t last = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i)
+    last =
+        writer.send_request("set_value", {{"path", value::make_path({"w", i % 50})}, {"value", i}});
+  value reply;
+  do reply = writer.read_message();
+  while (int_field(reply, "seq", -1) != last);
+  CHECK(!reply.find("error"));
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  MESSAGE("writer: " << n << " sets in " << secs << " s while the watcher was stuck");
+  // When the watcher reads again, it finds its stream ended with an error (after what its
+  // window had let through), and the connection itself still works.
+  std::string error;
+  bool ended = false;
+  for (int i = 0; i < 200 && !ended; ++i) {
+    value m = watcher.read_for(seq);
+    if (const value* e = m.find("error"); e && e->is_str()) error = e->as_str();
+    if (const value* st = m.find("state"); st && st->is_str() && st->as_str() == "end")
+      ended = true;
+  }
+  CHECK(ended);
+  CHECK(error.find("Queue filled") != std::string::npos);
+  CHECK(watcher.request("get_value", {{"path", value::make_path({"w", 1})}}).find("value"));
+  CHECK(node.running());
+}
+
 }  // namespace moatkv::test
