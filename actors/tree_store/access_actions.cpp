@@ -52,6 +52,12 @@ array root_field(const map& msg) {
   return v->elements();
 }
 
+/// The record kind of user management (`kind`, default "user").
+std::string kind_field(const map& msg) {
+  const value* k = field(msg, "kind");
+  return k == nullptr || k->is_nil() ? std::string("user") : str_field(msg, "kind");
+}
+
 /// The user names the original's client schemas accept for `_test` and `password`.
 bool valid_user_name(const std::string& s) {
   static const std::regex re("^[a-zA-Z][a-zA-Z0-9_]*$");
@@ -362,9 +368,7 @@ action_result kv_store::impl::diffie_hellman(uint64_t conn_id, const map& msg) {
 action_result kv_store::impl::auth_set(uint64_t conn_id, const conn_state& cs, const map& msg) {
   const std::string& typ = str_field(msg, "typ");
   if (!known_method(typ)) fail("ValueError", "Unknown auth method " + wire::py_str_repr(typ));
-  std::string kind = "user";
-  if (const value* k = field(msg, "kind"); k != nullptr && !k->is_nil())
-    kind = str_field(msg, "kind");
+  std::string kind = kind_field(msg);
   std::string ident = typ == "root" ? "*" : str_field(msg, "ident");
   if (typ != "root" && !valid_user_name(ident))
     fail("ValueError",
@@ -436,9 +440,7 @@ action_result kv_store::impl::auth_set(uint64_t conn_id, const conn_state& cs, c
 
 value kv_store::impl::auth_get(const conn_state& cs, const map& msg) {
   const std::string& typ = str_field(msg, "typ");
-  std::string kind = "user";
-  if (const value* k = field(msg, "kind"); k != nullptr && !k->is_nil())
-    kind = str_field(msg, "kind");
+  std::string kind = kind_field(msg);
   const std::string& ident = str_field(msg, "ident");
   int64_t nchain = int_field(msg, "nchain", 0);
   array path = auth_path(root_field(msg), {value(typ), value(kind), value(ident)});
@@ -451,9 +453,7 @@ value kv_store::impl::auth_get(const conn_state& cs, const map& msg) {
 
 action_result kv_store::impl::auth_list(const conn_state& cs, const map& msg) {
   const std::string& typ = str_field(msg, "typ");
-  std::string kind = "user";
-  if (const value* k = field(msg, "kind"); k != nullptr && !k->is_nil())
-    kind = str_field(msg, "kind");
+  std::string kind = kind_field(msg);
   if (const value* id = field(msg, "ident"); id != nullptr && !id->is_nil())
     return single_result(auth_get(cs, msg));
   int64_t nchain = int_field(msg, "nchain", 0);

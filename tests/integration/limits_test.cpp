@@ -9,19 +9,11 @@
 #include <vector>
 
 #include "tests/integration/node_process.hpp"
+#include "tests/integration/request_error.hpp"
 #include "transport/client_connection.hpp"
 
 namespace moatkv::test {
 namespace {
-
-std::string error_text(client_connection& c, const std::string& action, map params) {
-  try {
-    c.request(action, std::move(params));
-  } catch (const server_error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 struct limited_node {
   node_process node{

@@ -10,6 +10,7 @@
 #include "actors/auth/password_crypto.hpp"
 #include "messages/msgpack_codec.hpp"
 #include "tests/integration/node_process.hpp"
+#include "tests/integration/request_error.hpp"
 #include "transport/client_auth.hpp"
 #include "transport/client_connection.hpp"
 
@@ -18,25 +19,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
-
-std::string error_text(client_connection& c, const std::string& action, map params) {
-  try {
-    c.request(action, std::move(params));
-  } catch (const server_error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-// The error of a streamed request (`auth`): empty if it ended without one.
-std::string stream_error(client_connection& c, const std::string& action, map params) {
-  try {
-    c.stream(action, std::move(params), [](const value&) { return true; });
-  } catch (const server_error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // A node with a root user, a password user joe (password "test123") and a _test user "guest"
 // bound to ACL "lim", with `password` as the current method.
