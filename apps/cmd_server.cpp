@@ -312,6 +312,9 @@ int run_server(const global_options& g, const server_options& so) {
   // Measured (DEPENDENCIES.md): the sharing scheduler has a third of the work-stealing latency
   // for request/reply round trips on 2 cores.
   ccfg.set("scheduler.policy", caf::atom("sharing"));
+  // One read per readiness event: the default (50) reads again until EAGAIN, a wasted system
+  // call for every batch of requests (level-triggered epoll reports what is left anyway).
+  ccfg.set("middleman.max-consecutive-reads", 1);
   caf::actor_system sys{ccfg};
   caf::actor store = spawn_tree_store(sys, topts, kv);
   caf::actor gossip;

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
 
 #include "actors/auth/login_throttle.hpp"
 #include "actors/persister/save_format.hpp"
@@ -77,7 +78,12 @@ struct tree_store_state {
   size_t next_worker = 0;
 };
 
-using tree_store_actor = caf::stateful_actor<tree_store_state>;
+// A broker without connections: it runs on the middleman's I/O thread, where the client
+// sessions run too. Measured (issue 6): a request then costs no thread hand-off at all — the
+// session's message to the store and the store's reply are queued within that thread (CAF's
+// multiplexer posts them internally) instead of waking a scheduler worker and then the I/O
+// thread again through its pipe. That halves a single request's latency on 2 cores.
+using tree_store_actor = caf::io::stateful_broker<tree_store_state>;
 
 void deliver_event(tree_store_actor* self, uint64_t conn, int64_t seq, value msg) {
   auto it = self->state.sessions.find(conn);
@@ -565,7 +571,7 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
 
 caf::actor spawn_tree_store(caf::actor_system& sys, tree_store_options opts,
                             std::shared_ptr<kv_store> store) {
-  return sys.spawn(tree_store_impl, std::move(opts), std::move(store));
+  return sys.middleman().spawn_broker(tree_store_impl, std::move(opts), std::move(store));
 }
 
 }  // namespace moatkv
