@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -45,6 +46,9 @@ int connect_to(const std::string& host, uint16_t port, std::chrono::milliseconds
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // Reads block (with SO_RCVTIMEO as their limit): one system call per wait instead of a
+    // failed recv, a poll and the recv again. Sends stay non-blocking (MSG_DONTWAIT).
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     freeaddrinfo(res);
     return fd;
   }
@@ -99,6 +103,10 @@ client_connection::~client_connection() {
 }
 
 void client_connection::write_all(const std::string& bytes) {
+  if (corked_) {
+    out_ += bytes;
+    return;
+  }
   if (!tls_) return send_bytes(bytes.data(), bytes.size());
   tls_->write_plain(bytes);
   if (tls_->failed()) throw client_error(tls_->error());
@@ -109,7 +117,7 @@ void client_connection::write_all(const std::string& bytes) {
 void client_connection::send_bytes(const char* data, size_t size) {
   size_t off = 0;
   while (off < size) {
-    ssize_t n = ::send(fd_, data + off, size - off, MSG_NOSIGNAL);
+    ssize_t n = ::send(fd_, data + off, size - off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       off += static_cast<size_t>(n);
       continue;
@@ -143,6 +151,14 @@ int64_t client_connection::send_request(const std::string& action, map params) {
 bool client_connection::fill(clock::time_point deadline) {
   char buf[65536];
   for (;;) {
+    // The deadline is at most timeout_ away (read_message), so waiting in slices of timeout_
+    // ends in time, and the socket option changes only when the timeout does.
+    if (rcv_timeout_ != timeout_) {
+      auto ms = std::max<int64_t>(timeout_.count(), 1);
+      timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
+      setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      rcv_timeout_ = timeout_;
+    }
     ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
     if (n > 0 && tls_) {
       std::string plain = tls_->feed_encrypted(std::string_view(buf, static_cast<size_t>(n)));
@@ -160,10 +176,7 @@ bool client_connection::fill(clock::time_point deadline) {
     if (errno != EAGAIN && errno != EWOULDBLOCK)
       throw client_error(std::string("read from the server failed: ") + strerror(errno) +
                          tls_hint());
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-    if (left.count() <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    poll(&p, 1, static_cast<int>(left.count()));
+    if (clock::now() >= deadline) return false;  // SO_RCVTIMEO ran out
   }
 }
 
@@ -194,7 +207,27 @@ void client_connection::note_streamed(const value& msg) {
   }
 }
 
+void client_connection::uncork() {
+  corked_ = false;
+  if (out_.empty()) return;
+  std::string bytes = std::move(out_);
+  out_.clear();
+  write_all(bytes);
+}
+
+std::optional<value> client_connection::poll_message() {
+  value msg;
+  try {
+    if (!decoder_.next(msg)) return std::nullopt;
+  } catch (const decode_error& e) {
+    throw client_error(std::string("undecodable data from the server: ") + e.what());
+  }
+  note_streamed(msg);
+  return msg;
+}
+
 value client_connection::read_message() {
+  if (corked_) uncork();  // waiting for replies to requests not sent would never end
   auto deadline = clock::now() + timeout_;
   value msg;
   try {

@@ -65,6 +65,14 @@ class client_connection {
   void send_raw(const value& msg);
   /// Wait for the next message from the server. Acks streamed messages as needed.
   value read_message();
+  /// The next message if it is already complete in the receive buffer (no I/O), else nullopt.
+  /// A pipelining client drains these before it blocks again.
+  std::optional<value> poll_message();
+
+  /// While corked, sends collect in a buffer; uncork() sends them in one write. A pipelining
+  /// client corks around a burst of requests, so a burst costs one system call, not one each.
+  void cork() { corked_ = true; }
+  void uncork();
 
   /// Send a request and wait for its single reply (other messages are kept for later reads
   /// of their own seq). Throws server_error when the reply carries `error`.
@@ -111,6 +119,9 @@ class client_connection {
   std::map<int64_t, ack_state> acks_;
   std::multimap<int64_t, value> buffered_;
   std::string session_key_;
+  std::chrono::milliseconds rcv_timeout_{-1};  // SO_RCVTIMEO as last set
+  bool corked_ = false;
+  std::string out_;  // corked sends
 };
 
 /// Convenience: an int field of a map, or `dflt`.
