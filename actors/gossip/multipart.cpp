@@ -1,10 +1,15 @@
 #include "actors/gossip/multipart.hpp"
 
+#include <algorithm>
+
 #include "messages/msgpack_codec.hpp"
 
 namespace moatkv {
 
 namespace {
+
+// Bookkeeping of one held part (map node, string header), counted against limits::max_bytes.
+constexpr size_t part_overhead = 64;
 
 std::string part_key(size_t i) {
   return "_p" + std::to_string(i);
@@ -54,10 +59,24 @@ std::vector<std::string> pack_multipart(const value& msg, const std::string& nod
   return out;
 }
 
+multipart_assembler::set_map::iterator multipart_assembler::erase(set_map::iterator it) {
+  bytes_ -= it->second.bytes;
+  return sets_.erase(it);
+}
+
+// Drop the set that arrived first, except `keep` (the one being fed).
+void multipart_assembler::drop_oldest(const set_map::iterator& keep) {
+  auto oldest = sets_.end();
+  for (auto j = sets_.begin(); j != sets_.end(); ++j)
+    if (j != keep && (oldest == sets_.end() || j->second.first_seen < oldest->second.first_seen))
+      oldest = j;
+  if (oldest != sets_.end()) erase(oldest);
+}
+
 void multipart_assembler::expire(double now) {
   for (auto it = sets_.begin(); it != sets_.end();) {
     if (now - it->second.first_seen > limits_.expiry_seconds)
-      it = sets_.erase(it);
+      it = erase(it);
     else
       ++it;
   }
@@ -83,37 +102,47 @@ std::optional<value> multipart_assembler::feed(value msg, double now) {
     if (last) idx = -idx;
     if (idx < 1 || idx > limits_.max_parts)
       throw multipart_error("multipart: part index " + std::to_string(idx) + " out of range");
+    const std::string& data = a[3].is_bin() ? a[3].as_bin() : a[3].as_str();
     expire(now);
     auto key = std::make_pair(a[0].as_str(), seq);
     auto it = sets_.find(key);
     if (it == sets_.end()) {
-      if (sets_.size() >= limits_.max_pending) {
-        // Drop the oldest incomplete set to make room.
-        auto oldest = sets_.begin();
-        for (auto j = sets_.begin(); j != sets_.end(); ++j)
-          if (j->second.first_seen < oldest->second.first_seen) oldest = j;
-        sets_.erase(oldest);
-      }
+      if (sets_.size() >= limits_.max_pending) drop_oldest(sets_.end());
       it = sets_.emplace(key, part_set{}).first;
       it->second.first_seen = now;
     }
     part_set& s = it->second;
     if (last) s.last = idx;
-    if (s.parts.size() <= static_cast<size_t>(idx)) s.parts.resize(static_cast<size_t>(idx) + 1);
-    s.parts[static_cast<size_t>(idx)] = a[3].is_bin() ? a[3].as_bin() : a[3].as_str();
-    if (s.last == 0 || static_cast<int64_t>(s.parts.size()) - 1 > s.last) {
-      if (s.last != 0) {  // a part beyond the announced end: the set is corrupt
-        sets_.erase(it);
-        throw multipart_error("multipart: part beyond the last one");
-      }
-      return std::nullopt;
+    // A part beyond the announced end: the set is corrupt.
+    int64_t top = std::max(idx, s.parts.empty() ? int64_t{0} : s.parts.rbegin()->first);
+    if (s.last != 0 && top > s.last) {
+      erase(it);
+      throw multipart_error("multipart: part beyond the last one");
     }
+    // What a part costs: its data and the bookkeeping (so that empty parts are not free).
+    auto cost = [](const std::string& d) { return d.size() + part_overhead; };
+    auto [slot_it, fresh] = s.parts.try_emplace(idx);
+    std::string& slot = slot_it->second;  // a repeated part replaces the earlier one
+    if (!fresh) {
+      s.bytes -= cost(slot);
+      bytes_ -= cost(slot);
+    }
+    // A set that alone exceeds the bound is dropped; otherwise older sets make room.
+    if (s.bytes + cost(data) > limits_.max_bytes) {
+      erase(it);
+      throw multipart_error("multipart: message larger than " + std::to_string(limits_.max_bytes) +
+                            " bytes");
+    }
+    while (bytes_ + cost(data) > limits_.max_bytes) drop_oldest(it);
+    slot = data;
+    s.bytes += cost(data);
+    bytes_ += cost(data);
+    if (s.last == 0 || static_cast<int64_t>(s.parts.size()) < s.last) return std::nullopt;
+    // Indices 1..last, all present (none beyond last, as checked above).
     std::string whole;
-    for (size_t i = 1; i < s.parts.size(); ++i) {
-      if (!s.parts[i]) return std::nullopt;
-      whole += *s.parts[i];
-    }
-    sets_.erase(it);
+    whole.reserve(s.bytes - s.parts.size() * part_overhead);
+    for (const auto& [i, part] : s.parts) whole += part;
+    erase(it);
     try {
       msg = decode(whole);
     } catch (const decode_error& e) {

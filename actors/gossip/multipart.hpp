@@ -8,8 +8,9 @@
 // _p1 … _pj and _p0 becomes "". The receiver reassembles, then un-escapes any map with _p0.
 //
 // Deliberate differences: incomplete sets expire (the original keeps them forever), the number
-// of pending sets and of parts per set are bounded, and malformed parts throw
-// `multipart_error` (the caller logs and drops them).
+// of pending sets, of parts per set and the bytes held are bounded, and malformed parts throw
+// `multipart_error` (the caller logs and drops them). Parts are kept sparsely: memory follows
+// the bytes received, not the indices claimed (a 20-byte part with index 20000 costs 20 bytes).
 #pragma once
 
 #include <cstddef>
@@ -40,9 +41,10 @@ std::vector<std::string> pack_multipart(const value& msg, const std::string& nod
 class multipart_assembler {
  public:
   struct limits {
-    double expiry_seconds = 60;  // an incomplete set older than this is dropped
-    size_t max_pending = 1000;   // incomplete sets kept at most (oldest dropped first)
-    int64_t max_parts = 20000;   // parts of one message (≈ 8.7 MB)
+    double expiry_seconds = 60;    // an incomplete set older than this is dropped
+    size_t max_pending = 1000;     // incomplete sets kept at most (oldest dropped first)
+    int64_t max_parts = 20000;     // parts of one message (≈ 8.7 MB)
+    size_t max_bytes = 64u << 20;  // held over all incomplete sets, 64 per part (oldest dropped)
   };
   multipart_assembler() = default;
   explicit multipart_assembler(limits l) : limits_(l) {}
@@ -53,17 +55,24 @@ class multipart_assembler {
   std::optional<value> feed(value msg, double now);
 
   size_t pending() const { return sets_.size(); }
+  /// What the incomplete sets hold: part data plus a fixed cost per part.
+  size_t pending_bytes() const { return bytes_; }
 
  private:
   struct part_set {
-    std::vector<std::optional<std::string>> parts;  // index 0 unused
-    int64_t last = 0;                               // the negated index, once seen
+    std::map<int64_t, std::string> parts;  // index (1-based) -> data
+    int64_t last = 0;                      // the negated index, once seen
     double first_seen = 0;
+    size_t bytes = 0;  // the parts' sizes plus their bookkeeping
   };
+  using set_map = std::map<std::pair<std::string, int64_t>, part_set>;
   void expire(double now);
+  set_map::iterator erase(set_map::iterator it);
+  void drop_oldest(const set_map::iterator& keep);
 
   limits limits_;
-  std::map<std::pair<std::string, int64_t>, part_set> sets_;
+  set_map sets_;
+  size_t bytes_ = 0;
 };
 
 }  // namespace moatkv

@@ -100,3 +100,51 @@ TEST_CASE("incomplete sets expire; malformed parts are errors") {
   CHECK_THROWS_AS(a.feed(value(map{{"_p0", 5}}), 0), multipart_error);
   CHECK_THROWS_AS(a.feed(value(map{{"_p0", array{"n", 4, -1, bin{"\xc1"}}}}), 0), multipart_error);
 }
+
+TEST_CASE("held parts cost their bytes, not their indices; the bytes held are bounded") {
+  // Review for the fuzz work (issue 6): a 20-byte part claiming index 20000 made the assembler
+  // allocate 20000 slots (≈ 800 KB), and 1000 such sets ≈ 800 MB from 20 KB of peer input.
+  multipart_assembler a;
+  for (int64_t seq = 1; seq <= 1000; ++seq)
+    CHECK_FALSE(a.feed(value(map{{"_p0", array{"n", seq, 20000, bin{"x"}}}}), 0).has_value());
+  CHECK(a.pending() == 1000);
+  CHECK(a.pending_bytes() < 100 * 1000);
+
+  multipart_assembler::limits l;
+  l.max_bytes = 1000;
+  multipart_assembler b(l);
+  std::string chunk(300, 'B');
+  CHECK_FALSE(b.feed(value(map{{"_p0", array{"n", 1, 1, bin{chunk}}}}), 0).has_value());
+  CHECK_FALSE(b.feed(value(map{{"_p0", array{"n", 2, 1, bin{chunk}}}}), 1).has_value());
+  CHECK_FALSE(b.feed(value(map{{"_p0", array{"n", 3, 1, bin{chunk}}}}), 2).has_value());
+  CHECK(b.pending() == 2);  // the oldest set made room
+  CHECK(b.pending_bytes() <= 1000);
+  // One set larger than the bound is dropped with an error; the others stay.
+  CHECK_FALSE(b.feed(value(map{{"_p0", array{"n", 4, 1, bin{chunk}}}}), 3).has_value());
+  CHECK_THROWS_AS(b.feed(value(map{{"_p0", array{"n", 4, 2, bin{std::string(800, 'B')}}}}), 3),
+                  multipart_error);
+  CHECK(b.pending_bytes() <= 1000);
+  // A repeated part replaces the earlier one instead of adding to the total.
+  size_t before = b.pending_bytes();
+  CHECK_FALSE(b.feed(value(map{{"_p0", array{"n", 3, 1, bin{chunk}}}}), 4).has_value());
+  CHECK(b.pending_bytes() == before);
+}
+
+TEST_CASE("parts in any order reassemble; a part beyond the last one spoils the set") {
+  value msg(map{{"node", "n1"}, {"tick", 12}, {"value", std::string(1000, 'B')}});
+  uint64_t part_seq = 0;
+  auto parts = pack_multipart(msg, "n1", part_seq);
+  REQUIRE(parts.size() == 3);
+  multipart_assembler a;
+  CHECK_FALSE(a.feed(decode(parts[2]), 0).has_value());
+  CHECK_FALSE(a.feed(decode(parts[0]), 0).has_value());
+  auto whole = a.feed(decode(parts[1]), 0);
+  REQUIRE(whole.has_value());
+  CHECK(*whole == msg);
+  CHECK(a.pending_bytes() == 0);
+
+  CHECK_FALSE(a.feed(value(map{{"_p0", array{"n", 9, -2, bin{"\x81"}}}}), 0).has_value());
+  CHECK_THROWS_AS(a.feed(value(map{{"_p0", array{"n", 9, 3, bin{"x"}}}}), 0), multipart_error);
+  CHECK(a.pending() == 0);
+  CHECK(a.pending_bytes() == 0);
+}
