@@ -63,7 +63,8 @@ class stream_decoder {
   /// True and sets `out` when a complete object is available; false when more bytes are needed.
   /// Throws decode_error on bytes that can never form a valid object.
   bool next(value& out);
-  /// Bytes fed but not yet consumed as complete objects.
+  /// Bytes fed but not yet returned as complete objects, the parsed part of an unfinished one
+  /// included: what a size limit on one message must compare.
   size_t pending_bytes() const;
 
  private:

@@ -133,3 +133,30 @@ TEST_CASE("stream decoder yields objects from arbitrary chunks") {
   value v;
   CHECK_THROWS_AS(bad.next(v), decode_error);
 }
+
+TEST_CASE("stream decoder: pending_bytes counts the whole unfinished object") {
+  // Fuzz review (issue 6): msgpack-c parses an unfinished object as its bytes arrive, so the
+  // unparsed rest was all pending_bytes() reported. A client could send one endless array of
+  // nils (24 bytes of parser state per byte sent) and never hit kv.server.limits.message_bytes.
+  stream_decoder d;
+  // 1, then an array of 4194303 elements
+  std::string head = encode(value(1)) + std::string("\xdd\x00\x3f\xff\xff", 5);
+  d.feed(head.data(), head.size());
+  std::string nils(100000, '\xc0');
+  d.feed(nils.data(), nils.size());
+  value v;
+  REQUIRE(d.next(v));
+  CHECK(v == value(1));
+  CHECK_FALSE(d.next(v));
+  CHECK(d.pending_bytes() == 5 + nils.size());
+  // Once an object is complete, what is left counts from its end.
+  stream_decoder e;
+  std::string two = encode(value("abc")) + "\x92\x01";
+  e.feed(two.data(), two.size());
+  REQUIRE(e.next(v));
+  CHECK_FALSE(e.next(v));
+  CHECK(e.pending_bytes() == 2);
+  e.feed("\x02", 1);
+  REQUIRE(e.next(v));
+  CHECK(e.pending_bytes() == 0);
+}
