@@ -486,6 +486,23 @@ TEST_CASE("user management: auth_info, auth_list, auth_get, set_auth_typ") {
   CHECK(at(s.kv.greeting(10), "auth") == A({nullptr, "_test"}));
 }
 
+TEST_CASE("auth_set checks user names without std::regex (long names)") {
+  server s;
+  // Fuzz review (issue 6): std::regex overflowed the stack on a 100 000-character name,
+  // which any client may send where no login is configured.
+  std::string long_name(200000, 'a');
+  s.ok(admin, {{"action", "auth_set"}, {"typ", "_test"}, {"ident", long_name}});
+  CHECK(at(s.one(admin, {{"action", "auth_set"}, {"typ", "_test"}, {"ident", long_name + "-"}}),
+           "error")
+            .as_str()
+            .starts_with("ValueError("));
+  for (const char* bad : {"", "1abc", "_x", "a b", "a\xc3\xa4"})
+    CHECK(at(s.one(admin, {{"action", "auth_set"}, {"typ", "_test"}, {"ident", bad}}), "error")
+              .as_str()
+              .starts_with("ValueError("));
+  s.ok(admin, {{"action", "auth_set"}, {"typ", "_test"}, {"ident", "Z9_z"}});
+}
+
 TEST_CASE("a login with `root` (or the original client's `chroot`) works below that entry") {
   server s;
   s.set({"tenant"}, "T");
