@@ -26,6 +26,7 @@
 #include <map>
 #include <stdexcept>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "actors/tree_store/depth_compression.hpp"
@@ -1012,7 +1013,10 @@ std::vector<value> kv_store::missing_data() {
   std::vector<value> out;
   tree& t = impl_->t;
   node_table& nodes = t.nodes();
-  std::vector<const entry*> sent;
+  // Entries already resent. A set: a peer reporting all ticks of a node as missing makes us
+  // resend every entry of that node, and a linear search made that quadratic (hours for a
+  // million entries, with the single writer blocked).
+  std::unordered_set<const entry*> sent;
   node_set known, deleted;
   for (const auto& np : nodes.all()) {
     node_info& n = *np;
@@ -1024,8 +1028,7 @@ std::vector<value> kv_store::missing_data() {
         auto it = n.entries.find(tick);
         if (it == n.entries.end()) continue;
         const entry* e = it->second;
-        if (std::find(sent.begin(), sent.end(), e) != sent.end()) continue;
-        sent.push_back(e);
+        if (!sent.insert(e).second) continue;
         // Shape B with the whole chain (our fix; the original cuts it to 2 links).
         out.push_back(impl_->finish(tree::entry_record(*e, -1, true, 0)));
         // Receivers clear remote_missing for every link, and so do we (the original does it

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <tuple>
+#include <unordered_set>
 
 namespace moatkv {
 
@@ -292,14 +293,16 @@ void tree::chop(entry& e) {
 }
 
 namespace {
-/// The distinct entries that hold one of the ticks `r` of node `n`, in tick order.
+/// The distinct entries that hold one of the ticks `r` of node `n`, in tick order. (A set
+/// for the "distinct": a linear search made a peer's `deleted` report covering a node's
+/// 100 000 tombstones cost 10^10 steps.)
 std::vector<entry*> entries_holding(const node_info& n, const range_set& r) {
   std::vector<entry*> out;
+  std::unordered_set<const entry*> seen;
   for (const auto& rg : r& n.present)
     for (int64_t t = rg.lo; t < rg.hi; ++t) {
       auto it = n.entries.find(t);
-      if (it != n.entries.end() && std::find(out.begin(), out.end(), it->second) == out.end())
-        out.push_back(it->second);
+      if (it != n.entries.end() && seen.insert(it->second).second) out.push_back(it->second);
     }
   return out;
 }

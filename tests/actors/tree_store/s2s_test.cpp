@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -468,6 +469,32 @@ TEST_CASE("s2s: missing_data re-sends full chains once, then known/deleted") {
   CHECK(d.dump() == c.dump());
   // Everything was answered: a second round sends nothing.
   CHECK(c.kv->missing_data().empty());
+}
+
+TEST_CASE("s2s: reports covering all of a node's ticks are answered once per entry, fast") {
+  // Fuzz review (issue 6): missing_data and report_deleted kept the entries already handled in
+  // a vector and searched it for each tick: quadratic in the entries of the reported node, so a
+  // peer's `missing` or `deleted` naming all ticks of a big node blocked the single writer.
+  constexpr int n = 3000;
+  peer c("c");
+  for (int i = 0; i < n; ++i) c.set(P({"k", i}), i);
+  for (int i = 0; i < n; i += 3) c.del(P({"k", i}));  // ticks n+1 … : 1000 tombstones
+  const int64_t top = n + n / 3;
+  info_result ir = c.kv->process_info(
+      M({{"node", "d"}, {"missing", M({{"c", A({A({1, top + 1})})}})}, {"tock", 1}}));
+  REQUIRE(ir.resend_needed);
+  std::vector<value> out = c.kv->missing_data();
+  // Every entry (values and tombstones) once, then the info naming the superseded ticks.
+  REQUIRE(out.size() == static_cast<size_t>(n + 1));
+  std::set<std::string> paths;
+  for (size_t i = 0; i + 1 < out.size(); ++i) paths.insert(debug_string(at(out[i], "path")));
+  CHECK(paths.size() == static_cast<size_t>(n));
+  CHECK(has_key(out.back(), "known"));
+  // A `deleted` report of every tick purges exactly the tombstones.
+  info_result del =
+      c.kv->process_info(M({{"node", "d"}, {"deleted", M({{"c", A({A({1, top + 1})})}})}}));
+  CHECK(del.purged == static_cast<size_t>(n / 3));
+  CHECK(c.dump().size() == static_cast<size_t>(n - n / 3));
 }
 
 TEST_CASE("s2s: purge keeps valued ancestors, watched entries and re-set tombstones") {
