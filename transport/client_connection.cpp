@@ -195,13 +195,14 @@ void client_connection::throw_closed() const {
 
 void client_connection::note_streamed(const value& msg) {
   // Acknowledge windowed streams as the original client does (more than qlen/3 unacked).
-  if (qlen_ <= 0 || !msg.is_map()) return;
+  if (!msg.is_map()) return;
   int64_t wseq = int_field(msg, "wseq", -1);
   if (wseq < 0) return;
   int64_t seq = int_field(msg, "seq", -1);
   ack_state& a = acks_[seq];
+  int64_t window = a.qlen > 0 ? a.qlen : qlen_;  // a request's own qlen overrides (§7.6)
   a.last_read = std::max(a.last_read, wseq);
-  if (a.last_read - a.last_acked > qlen_ / 3) {
+  if (window > 0 && a.last_read - a.last_acked > window / 3) {
     a.last_acked = a.last_read;
     send_raw(value(map{{"seq", seq}, {"state", "ack"}, {"ack", a.last_read}}));
   }
@@ -270,7 +271,11 @@ value client_connection::request(const std::string& action, map params) {
 
 void client_connection::stream(const std::string& action, map params,
                                const std::function<bool(const value&)>& on_message) {
+  int64_t q = 0;
+  for (const auto& [k, v] : params)
+    if (k.is_str() && k.as_str() == "qlen") v.get_int(q);
   int64_t seq = send_request(action, std::move(params));
+  if (q > 0) acks_[seq].qlen = q;
   for (;;) {
     value msg = read_for(seq);
     if (const value* err = msg.find("error"))
@@ -278,7 +283,10 @@ void client_connection::stream(const std::string& action, map params,
     const value* state = msg.find("state");
     if (state && state->is_str()) {
       if (state->as_str() == "start") continue;
-      if (state->as_str() == "end") return;
+      if (state->as_str() == "end") {
+        acks_.erase(seq);
+        return;
+      }
     }
     if (!on_message(msg)) return;
   }

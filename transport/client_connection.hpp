@@ -115,6 +115,7 @@ class client_connection {
   struct ack_state {
     int64_t last_read = 0;
     int64_t last_acked = 0;
+    int64_t qlen = 0;  // the request's own window (0: the connection's)
   };
   std::map<int64_t, ack_state> acks_;
   std::multimap<int64_t, value> buffered_;
