@@ -14,6 +14,7 @@ namespace moatkv {
 namespace {
 
 constexpr size_t batch_size = 2000;
+constexpr int64_t fetch_window = 1000;  // entries in flight from the peer
 
 // Apply a batch of full-path entry records and wait until the tree_store has done so.
 void apply_batch(caf::blocking_actor* self, const caf::actor& store, std::vector<value>& batch) {
@@ -34,7 +35,13 @@ int64_t fetch_tree(caf::blocking_actor* self, client_connection& c, const caf::a
   std::vector<value> batch;
   int64_t n = 0;
   std::string error;
-  c.stream(action, {{"path", value::make_path({})}, {"nchain", -1}, {"from_server", own_name}},
+  // The request's own window (§7.6): with the connection's (kv.server.buffer, 10) a fetch
+  // waits for a round trip every few entries; 1000 keeps the peer streaming.
+  c.stream(action,
+           {{"path", value::make_path({})},
+            {"nchain", -1},
+            {"from_server", own_name},
+            {"qlen", fetch_window}},
            [&](const value& rec) {
              value r = rec;
              if (!longener.apply(r, error))
