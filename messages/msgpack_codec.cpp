@@ -1,6 +1,8 @@
 #include "messages/msgpack_codec.hpp"
 
 #include <cstring>
+#include <random>
+#include <unordered_map>
 
 #include <msgpack.hpp>
 
@@ -104,6 +106,19 @@ bool valid_utf8(const char* s, size_t n) {
   return true;
 }
 
+// Maps up to this size deduplicate their keys by linear search (cheaper than an index).
+constexpr uint32_t small_map = 16;
+
+// hash_value mixed with a per-process random seed: the index of large maps must not have
+// buckets a peer can aim at (hash_value of an integer is the integer).
+uint64_t seeded_hash(const value& v) {
+  static const uint64_t seed = (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
+  uint64_t x = hash_value(v) ^ seed;  // splitmix64's finalizer
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 msgpack::unpack_limit to_msgpack_limit(const decode_limits& l) {
   return msgpack::unpack_limit(l.max_container, l.max_container, l.max_bytes, l.max_bytes,
                                l.max_bytes, l.max_depth);
@@ -162,10 +177,38 @@ value convert(const msgpack::object& o, const decode_limits& limits, size_t dept
     case msgpack::type::MAP: {
       map m;
       m.reserve(o.via.map.size);
+      if (o.via.map.size <= small_map) {
+        for (uint32_t i = 0; i < o.via.map.size; ++i) {
+          value k = convert(o.via.map.ptr[i].key, limits, depth + 1);
+          value v = convert(o.via.map.ptr[i].val, limits, depth + 1);
+          map_set(m, std::move(k), std::move(v));  // duplicate keys: last wins
+        }
+        return value(std::move(m));
+      }
+      // Large maps: map_set's linear search made decoding quadratic (a 900 KB map of 150 000
+      // keys took 70 s, blocking its actor). Duplicates are found through a seeded hash index
+      // instead. Keys that hash alike without being equal (NaN: equal to nothing; timestamps:
+      // equal by time) could still make it quadratic, so comparisons are bounded.
+      std::unordered_multimap<uint64_t, size_t> index;
+      index.reserve(o.via.map.size);
+      size_t comparisons = 0;
       for (uint32_t i = 0; i < o.via.map.size; ++i) {
         value k = convert(o.via.map.ptr[i].key, limits, depth + 1);
         value v = convert(o.via.map.ptr[i].val, limits, depth + 1);
-        map_set(m, std::move(k), std::move(v));  // duplicate keys: last wins
+        uint64_t h = seeded_hash(k);
+        bool found = false;
+        for (auto [it, end] = index.equal_range(h); it != end && !found; ++it) {
+          if (++comparisons > 8 * size_t{o.via.map.size})
+            throw decode_error("msgpack: too many map keys that are alike but not equal");
+          if (m[it->second].first == k) {
+            m[it->second].second = std::move(v);  // duplicate keys: last wins, first position
+            found = true;
+          }
+        }
+        if (!found) {
+          index.emplace(h, m.size());
+          m.emplace_back(std::move(k), std::move(v));
+        }
       }
       return value(std::move(m));
     }

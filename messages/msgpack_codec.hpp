@@ -6,8 +6,10 @@
 //
 // Decoding accepts any msgpack (float32 becomes float64), keeps unknown extension types as
 // opaque bytes, turns ext 3 / ext 6 into Paths, requires valid UTF-8 in str, and lets the last
-// of duplicate map keys win. Malformed input throws `decode_error`, never crashes; sizes and
-// nesting depth are bounded (`decode_limits`).
+// of duplicate map keys win (found through a hash index in maps of more than 16 keys, so
+// decoding stays linear; a large map with many keys that are alike but never equal, such as
+// NaNs, is refused). Malformed input throws `decode_error`, never crashes; sizes and nesting
+// depth are bounded (`decode_limits`).
 #pragma once
 
 #include <cstddef>
