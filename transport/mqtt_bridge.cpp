@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <random>
 #include <set>
@@ -74,21 +76,29 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Internal messages (paho callbacks and timers -> the bridge actor).
-using mq_conn_atom = caf::atom_constant<caf::atom("mq_conn")>;    // connect succeeded
-using mq_cfail_atom = caf::atom_constant<caf::atom("mq_cfail")>;  // (int code, string text)
-using mq_lost_atom = caf::atom_constant<caf::atom("mq_lost")>;    // connection lost
+// Internal messages (paho callbacks and timers -> the bridge actor). `int conn` is the index of
+// the connection (sub_conn, pub_conn).
+using mq_conn_atom = caf::atom_constant<caf::atom("mq_conn")>;    // (int conn) connect succeeded
+using mq_cfail_atom = caf::atom_constant<caf::atom("mq_cfail")>;  // (int conn, int code, text)
+using mq_lost_atom = caf::atom_constant<caf::atom("mq_lost")>;    // (int conn, text) lost
 using mq_suback_atom =
     caf::atom_constant<caf::atom("mq_suback")>;                   // (int token, bool ok, int code)
 using mq_msg_atom = caf::atom_constant<caf::atom("mq_msg")>;      // (topic, payload)
+using mq_sent_atom = caf::atom_constant<caf::atom("mq_sent")>;    // a publication left paho
 using mq_retry_atom = caf::atom_constant<caf::atom("mq_retry")>;  // (uint64 epoch)
 
 constexpr auto backoff_min = std::chrono::milliseconds(100);
 constexpr auto backoff_max = std::chrono::milliseconds(5000);
 
+// The two connections (see the header: why two).
+constexpr int sub_conn = 0;  // subscribes, receives; writes only SUBSCRIBE and keep-alives
+constexpr int pub_conn = 1;  // publishes; subscribes to nothing
+constexpr const char* conn_name[] = {"subscriber", "publisher"};
+
 // What a paho callback may touch: immutable after construction.
 struct callback_target {
   caf::actor_addr bridge;  // weak: the client (owned by the bridge) must not keep it alive
+  int conn = sub_conn;
 };
 
 template <class... Ts>
@@ -96,6 +106,10 @@ void to_bridge(void* context, Ts&&... xs) {
   const auto* target = static_cast<const callback_target*>(context);
   if (auto bridge = caf::actor_cast<caf::actor>(target->bridge))
     caf::anon_send(bridge, std::forward<Ts>(xs)...);
+}
+
+int conn_of(void* context) {
+  return static_cast<const callback_target*>(context)->conn;
 }
 
 // paho callbacks: run on paho's threads with paho's global mutex held. They copy what they get
@@ -113,17 +127,17 @@ int on_message(void* context, char* topic_name, int topic_len, MQTTAsync_message
 }
 
 void on_connection_lost(void* context, char* cause) {
-  to_bridge(context, mq_lost_atom::value, std::string(cause ? cause : ""));
+  to_bridge(context, mq_lost_atom::value, conn_of(context), std::string(cause ? cause : ""));
 }
 
 void on_connect_success(void* context, MQTTAsync_successData*) {
-  to_bridge(context, mq_conn_atom::value);
+  to_bridge(context, mq_conn_atom::value, conn_of(context));
 }
 
 void on_connect_failure(void* context, MQTTAsync_failureData* data) {
   int code = data ? data->code : MQTTASYNC_FAILURE;
   std::string text = data && data->message ? data->message : "";
-  to_bridge(context, mq_cfail_atom::value, code, std::move(text));
+  to_bridge(context, mq_cfail_atom::value, conn_of(context), code, std::move(text));
 }
 
 void on_subscribe_success(void* context, MQTTAsync_successData* data) {
@@ -137,7 +151,18 @@ void on_subscribe_failure(void* context, MQTTAsync_failureData* data) {
             data ? data->code : MQTTASYNC_FAILURE);
 }
 
-// Owns the paho client and the context its callbacks get.
+// For QoS 0 paho calls one of these when the publication is written to the socket, or fails
+// (also when its connection goes away with the publication still queued): either way it has
+// left paho's command list.
+void on_publish_done(void* context, MQTTAsync_successData*) {
+  to_bridge(context, mq_sent_atom::value);
+}
+
+void on_publish_failed(void* context, MQTTAsync_failureData*) {
+  to_bridge(context, mq_sent_atom::value);
+}
+
+// Owns one paho client and the context its callbacks get.
 //
 // Teardown: paho 1.3 invokes every callback (message, connection lost, connect and subscribe
 // results) with its global `mqttasync_mutex` held, and `MQTTAsync_destroy` takes the same mutex
@@ -159,19 +184,19 @@ class paho_client {
   }
 
   // Returns an error text, or empty on success.
-  std::string create(const mqtt_bridge_options& opts, const std::string& client_id,
-                     caf::actor_addr bridge) {
-    target_ = std::make_unique<callback_target>(callback_target{std::move(bridge)});
+  std::string create(const std::string& uri, const std::string& client_id, int max_buffered,
+                     caf::actor_addr bridge, int conn) {
+    target_ = std::make_unique<callback_target>(callback_target{std::move(bridge), conn});
     MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
     copts.MQTTVersion = MQTTVERSION_3_1_1;
     copts.sendWhileDisconnected = 0;
     // Applies while connected too: the default 100 makes a burst fail with -12.
-    copts.maxBufferedMessages = std::max(opts.max_buffered, 1);
-    int rc = MQTTAsync_createWithOptions(&handle_, opts.uri.c_str(), client_id.c_str(),
+    copts.maxBufferedMessages = std::max(max_buffered, 1);
+    int rc = MQTTAsync_createWithOptions(&handle_, uri.c_str(), client_id.c_str(),
                                          MQTTCLIENT_PERSISTENCE_NONE, nullptr, &copts);
     if (rc != MQTTASYNC_SUCCESS) {
       handle_ = nullptr;
-      return "MQTTAsync_create(" + opts.uri + "): " + MQTTAsync_strerror(rc);
+      return "MQTTAsync_create(" + uri + "): " + MQTTAsync_strerror(rc);
     }
     rc = MQTTAsync_setCallbacks(handle_, target_.get(), on_connection_lost, on_message, nullptr);
     if (rc != MQTTASYNC_SUCCESS)
@@ -189,23 +214,36 @@ class paho_client {
 
 enum class link_state { connecting, subscribing, up, waiting, broken };
 
+struct connection {
+  paho_client client;
+  bool connected = false;
+  bool connecting = false;  // a connect was started and has not been answered
+};
+
 struct mqtt_state {
   static inline const char* name = "mqtt_bridge";
 
   mqtt_bridge_options opts;
   std::string client_id;
   caf::actor owner;
-  paho_client client;
+  std::array<connection, 2> conns;  // [sub_conn], [pub_conn]
   link_state state = link_state::connecting;
   bool reported_up = false;  // the last link message sent to the owner was `true`
   std::set<std::string> filters;
   int batch_token = -1;  // token of the subscribe batch that completes `subscribing`
   std::chrono::milliseconds backoff = backoff_min;
   uint64_t retry_epoch = 0;
+  // Publications waiting for a place in paho's window, and how many paho holds.
+  std::deque<std::pair<std::string, std::string>> queue;
+  int in_paho = 0;
   // Publications dropped in this outage (reported when the link comes back).
   uint64_t dropped_outage = 0;
   bool warned_outage = false;
+  // Publications dropped because the queue was full (reported when it has drained).
+  uint64_t dropped_full = 0;
   uint64_t attempts = 0;  // connect attempts in this outage (for the log)
+
+  bool all_connected() const { return conns[sub_conn].connected && conns[pub_conn].connected; }
 };
 
 using mqtt_actor = caf::stateful_actor<mqtt_state>;
@@ -226,8 +264,23 @@ void schedule_retry(mqtt_actor* self) {
   st.backoff = std::min(st.backoff * 2, std::chrono::milliseconds(backoff_max));
 }
 
+void count_drop(mqtt_actor* self, const char* why) {
+  auto& st = self->state;
+  ++st.dropped_outage;
+  if (!st.warned_outage) {
+    st.warned_outage = true;
+    spdlog::warn("mqtt bridge {}: dropping publications ({}); further drops are counted",
+                 st.opts.uri, why);
+  }
+}
+
 void report_down(mqtt_actor* self) {
   auto& st = self->state;
+  // What waits for a connection that is gone would go out late and out of order with what
+  // the owner resends once it knows the link is back: dropped and counted, like new ones.
+  for (size_t i = 0; i < st.queue.size(); ++i) count_drop(self, "link down");
+  st.queue.clear();
+  st.in_paho = 0;  // paho reports the ones it held as failed, or never: start afresh
   if (st.reported_up) {
     st.reported_up = false;
     self->send(st.owner, link_atom::value, false);
@@ -252,6 +305,36 @@ void report_up(mqtt_actor* self) {
   }
 }
 
+// Hand queued publications to paho while its window has room.
+void drain(mqtt_actor* self) {
+  auto& st = self->state;
+  MQTTAsync pub = st.conns[pub_conn].client.handle();
+  while (st.in_paho < st.opts.paho_window && !st.queue.empty()) {
+    auto [topic, payload] = std::move(st.queue.front());
+    st.queue.pop_front();
+    MQTTAsync_responseOptions ropts = MQTTAsync_responseOptions_initializer;
+    ropts.onSuccess = on_publish_done;
+    ropts.onFailure = on_publish_failed;
+    ropts.context = st.conns[pub_conn].client.context();
+    int rc = MQTTAsync_send(pub, topic.c_str(), static_cast<int>(payload.size()), payload.data(), 0,
+                            0, &ropts);
+    if (rc == MQTTASYNC_SUCCESS) {
+      ++st.in_paho;
+      continue;
+    }
+    count_drop(self, MQTTAsync_strerror(rc));
+    if (rc == MQTTASYNC_DISCONNECTED) break;  // mq_lost follows and drops the rest
+  }
+  // Drained well below the limit after a spell of full-queue drops: say how many were lost.
+  if (st.dropped_full > 0 && st.queue.size() <= static_cast<size_t>(st.opts.max_buffered / 2)) {
+    spdlog::warn(
+        "mqtt bridge {}: publication queue drained; {} publication(s) dropped while it "
+        "was full",
+        st.opts.uri, st.dropped_full);
+    st.dropped_full = 0;
+  }
+}
+
 // Subscribe one or more filters; `batch`: its completion brings the link up.
 bool subscribe_filters(mqtt_actor* self, const std::vector<std::string>& filters, bool batch) {
   auto& st = self->state;
@@ -261,9 +344,10 @@ bool subscribe_filters(mqtt_actor* self, const std::vector<std::string>& filters
   MQTTAsync_responseOptions ropts = MQTTAsync_responseOptions_initializer;
   ropts.onSuccess = on_subscribe_success;
   ropts.onFailure = on_subscribe_failure;
-  ropts.context = st.client.context();
-  int rc = MQTTAsync_subscribeMany(st.client.handle(), static_cast<int>(filters.size()),
-                                   topics.data(), qos.data(), &ropts);
+  ropts.context = st.conns[sub_conn].client.context();
+  int rc =
+      MQTTAsync_subscribeMany(st.conns[sub_conn].client.handle(), static_cast<int>(filters.size()),
+                              topics.data(), qos.data(), &ropts);
   if (rc != MQTTASYNC_SUCCESS) {
     spdlog::error("mqtt bridge {}: subscribe refused by the client library ({})", st.opts.uri,
                   MQTTAsync_strerror(rc));
@@ -273,16 +357,22 @@ bool subscribe_filters(mqtt_actor* self, const std::vector<std::string>& filters
   return true;
 }
 
+void disconnect(mqtt_actor* self, int conn) {
+  auto& c = self->state.conns[static_cast<size_t>(conn)];
+  MQTTAsync_disconnectOptions dopts = MQTTAsync_disconnectOptions_initializer;
+  MQTTAsync_disconnect(c.client.handle(), &dopts);
+  c.connected = false;
+}
+
 void on_connected(mqtt_actor* self) {
   auto& st = self->state;
-  if (st.state != link_state::connecting) return;
+  if (st.state != link_state::connecting || !st.all_connected()) return;
   if (st.filters.empty()) return report_up(self);
   st.state = link_state::subscribing;
   std::vector<std::string> all(st.filters.begin(), st.filters.end());
   if (!subscribe_filters(self, all, true)) {
     // The client library refused while connected: start over with a fresh connection.
-    MQTTAsync_disconnectOptions dopts = MQTTAsync_disconnectOptions_initializer;
-    MQTTAsync_disconnect(st.client.handle(), &dopts);
+    disconnect(self, sub_conn);
     schedule_retry(self);
   }
 }
@@ -291,42 +381,51 @@ void start_connect(mqtt_actor* self) {
   auto& st = self->state;
   st.state = link_state::connecting;
   ++st.attempts;
-  MQTTAsync_connectOptions copts = MQTTAsync_connectOptions_initializer;
-  copts.MQTTVersion = MQTTVERSION_3_1_1;
-  copts.cleansession = 1;
-  copts.keepAliveInterval = 10;  // a silent broker is noticed within ~1.5 keep-alives
-  copts.connectTimeout = 5;      // a port that accepts but never answers CONNECT
-  copts.automaticReconnect = 0;  // paho's intervals are whole seconds; ours start at 0.1 s
-  copts.onSuccess = on_connect_success;
-  copts.onFailure = on_connect_failure;
-  copts.context = st.client.context();
-  int rc = MQTTAsync_connect(st.client.handle(), &copts);
-  if (rc != MQTTASYNC_SUCCESS) {
-    spdlog::warn("mqtt bridge {}: connect not started: {}", st.opts.uri, MQTTAsync_strerror(rc));
-    schedule_retry(self);
+  for (int i : {sub_conn, pub_conn}) {
+    connection& c = st.conns[static_cast<size_t>(i)];
+    if (c.connected || c.connecting) continue;
+    MQTTAsync_connectOptions copts = MQTTAsync_connectOptions_initializer;
+    copts.MQTTVersion = MQTTVERSION_3_1_1;
+    copts.cleansession = 1;
+    // The subscriber notices a silent broker within ~1.5 keep-alives, and takes the publisher
+    // down with it (mq_lost). The publisher has none: paho 1.3 pings when it has *received*
+    // nothing for a keep-alive interval, which for a connection without subscriptions is every
+    // interval, and it cannot read the answer while a write is unfinished, so under a steady
+    // backlog it gave up on a healthy connection ("already connected, closing old connection"
+    // in mosquitto's log, every 1-2 minutes under scripts/loadtest).
+    copts.keepAliveInterval = i == sub_conn ? 10 : 0;
+    copts.connectTimeout = 5;      // a port that accepts but never answers CONNECT
+    copts.automaticReconnect = 0;  // paho's intervals are whole seconds; ours start at 0.1 s
+    copts.onSuccess = on_connect_success;
+    copts.onFailure = on_connect_failure;
+    copts.context = c.client.context();
+    int rc = MQTTAsync_connect(c.client.handle(), &copts);
+    if (rc != MQTTASYNC_SUCCESS) {
+      spdlog::warn("mqtt bridge {}: connect ({}) not started: {}", st.opts.uri, conn_name[i],
+                   MQTTAsync_strerror(rc));
+      return schedule_retry(self);
+    }
+    c.connecting = true;
   }
-}
-
-void count_drop(mqtt_actor* self, const char* why) {
-  auto& st = self->state;
-  ++st.dropped_outage;
-  if (!st.warned_outage) {
-    st.warned_outage = true;
-    spdlog::warn("mqtt bridge {}: dropping publications ({}); further drops are counted",
-                 st.opts.uri, why);
-  }
+  on_connected(self);  // both may have stayed connected through the retry
 }
 
 caf::behavior mqtt_bridge_impl(mqtt_actor* self, mqtt_bridge_options opts, caf::actor owner) {
   auto& st = self->state;
   st.opts = std::move(opts);
+  st.opts.paho_window = std::max(st.opts.paho_window, 1);
   st.owner = std::move(owner);
   st.client_id = st.opts.client_id.empty() ? make_client_id() : st.opts.client_id;
   self->monitor(st.owner);
   self->set_down_handler([self](const caf::down_msg& msg) {
     if (msg.source == self->state.owner.address()) self->quit(msg.reason);
   });
-  std::string err = st.client.create(st.opts, st.client_id, self->address());
+  // The subscriber keeps the configured id (what the broker's log shows for this node).
+  std::string err =
+      st.conns[sub_conn].client.create(st.opts.uri, st.client_id, 100, self->address(), sub_conn);
+  if (err.empty())
+    err = st.conns[pub_conn].client.create(st.opts.uri, st.client_id + ".pub",
+                                           2 * st.opts.paho_window, self->address(), pub_conn);
   if (!err.empty()) {
     // A bad URI cannot get better by retrying: stay alive (the node keeps serving), link down.
     spdlog::error("mqtt bridge: {}", err);
@@ -337,17 +436,28 @@ caf::behavior mqtt_bridge_impl(mqtt_actor* self, mqtt_bridge_options opts, caf::
   return {
       [self](publish_atom, std::string& topic, std::string& payload) {
         auto& st = self->state;
-        if (st.state == link_state::broken || st.state == link_state::connecting ||
-            st.state == link_state::waiting)
+        if (st.state != link_state::up && st.state != link_state::subscribing)
           return count_drop(self, "link down");
         if (!mqtt_topic::topic_valid(topic)) {
           spdlog::error("mqtt bridge {}: not a valid topic name to publish on: '{}'", st.opts.uri,
                         topic);
           return;
         }
-        int rc = MQTTAsync_send(st.client.handle(), topic.c_str(), static_cast<int>(payload.size()),
-                                payload.data(), 0, 0, nullptr);
-        if (rc != MQTTASYNC_SUCCESS) count_drop(self, MQTTAsync_strerror(rc));
+        if (st.queue.size() >= static_cast<size_t>(st.opts.max_buffered)) {
+          if (st.dropped_full++ == 0)
+            spdlog::warn(
+                "mqtt bridge {}: {} publications wait for the broker; dropping new "
+                "ones until the queue has drained",
+                st.opts.uri, st.queue.size());
+          return;
+        }
+        st.queue.emplace_back(std::move(topic), std::move(payload));
+        drain(self);
+      },
+      [self](mq_sent_atom) {
+        auto& st = self->state;
+        if (st.in_paho > 0) --st.in_paho;
+        if (st.state == link_state::up || st.state == link_state::subscribing) drain(self);
       },
       [self](subscribe_atom, std::string& filter) {
         auto& st = self->state;
@@ -367,25 +477,35 @@ caf::behavior mqtt_bridge_impl(mqtt_actor* self, mqtt_bridge_options opts, caf::
           if (mqtt_topic::matches(f, topic))
             self->send(st.owner, received_atom::value, f, topic, payload);
       },
-      [self](mq_conn_atom) {
+      [self](mq_conn_atom, int conn) {
         auto& st = self->state;
-        spdlog::debug("mqtt bridge {}: connected as {}", st.opts.uri, st.client_id);
+        connection& c = st.conns[static_cast<size_t>(conn)];
+        c.connecting = false;
+        c.connected = true;
+        spdlog::debug("mqtt bridge {}: {} connected as {}{}", st.opts.uri, conn_name[conn],
+                      st.client_id, conn == pub_conn ? ".pub" : "");
         on_connected(self);
       },
-      [self](mq_cfail_atom, int code, std::string& text) {
+      [self](mq_cfail_atom, int conn, int code, std::string& text) {
         auto& st = self->state;
+        st.conns[static_cast<size_t>(conn)].connecting = false;
         if (st.state != link_state::connecting) return;
         // Once per outage at info level, then at debug (a broker may stay away for long).
         auto level = st.attempts == 1 ? spdlog::level::info : spdlog::level::debug;
-        spdlog::log(level, "mqtt bridge {}: connect failed ({} {}); retrying in {} ms", st.opts.uri,
-                    code, text, st.backoff.count());
+        spdlog::log(level, "mqtt bridge {}: connect ({}) failed ({} {}); retrying in {} ms",
+                    st.opts.uri, conn_name[conn], code, text, st.backoff.count());
         schedule_retry(self);
       },
-      [self](mq_lost_atom, std::string& cause) {
+      [self](mq_lost_atom, int conn, std::string& cause) {
         auto& st = self->state;
-        if (st.state != link_state::up && st.state != link_state::subscribing) return;
-        spdlog::warn("mqtt bridge {}: connection lost{}{}", st.opts.uri, cause.empty() ? "" : ": ",
-                     cause);
+        st.conns[static_cast<size_t>(conn)].connected = false;
+        // The two go down and come back together: the publisher has no keep-alive of its own.
+        int other = conn == sub_conn ? pub_conn : sub_conn;
+        if (st.conns[static_cast<size_t>(other)].connected) disconnect(self, other);
+        if (st.state == link_state::waiting || st.state == link_state::broken) return;
+        if (st.state != link_state::connecting)
+          spdlog::warn("mqtt bridge {}: connection lost ({}){}{}", st.opts.uri, conn_name[conn],
+                       cause.empty() ? "" : ": ", cause);
         st.attempts = 0;
         report_down(self);
         schedule_retry(self);
@@ -397,7 +517,10 @@ caf::behavior mqtt_bridge_impl(mqtt_actor* self, mqtt_bridge_options opts, caf::
               "mqtt bridge {}: subscribe failed ({}); filters are retried after the "
               "next reconnect",
               st.opts.uri, code);
-        if (st.state == link_state::subscribing && token == st.batch_token) report_up(self);
+        if (st.state == link_state::subscribing && token == st.batch_token) {
+          report_up(self);
+          drain(self);
+        }
       },
       [self](mq_retry_atom, uint64_t epoch) {
         auto& st = self->state;
