@@ -284,6 +284,7 @@ int run_server(const global_options& g, const server_options& so) {
   };
   lopts.session.max_message_bytes = static_cast<size_t>(limit("message_bytes", 16 << 20));
   lopts.session.max_watches = static_cast<size_t>(limit("streams", 1000));
+  lopts.session.max_write_backlog = static_cast<size_t>(limit("backlog_bytes", 64 << 20));
   lopts.session.max_connections = limit("connections", 1000);
   lopts.session.connections = std::make_shared<std::atomic<int64_t>>(0);
   // kv.server.bind_default.ssl: false (clear text) or {cert: FILE, key: FILE} (TLS only). The

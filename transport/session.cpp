@@ -139,8 +139,11 @@ void enqueue(session_broker* self, int64_t seq, value msg) {
   auto it = self->state.streams.find(seq);
   if (it == self->state.streams.end() || it->second.ending) return;
   stream_state& s = it->second;
-  if (s.queue.size() >= self->state.opts.max_stream_backlog) {
-    // A watcher that stopped reading: end its stream instead of buffering without bound.
+  // A watcher that stopped reading: end its stream instead of buffering without bound. With
+  // flow control the messages wait in its queue; without, in the connection's send buffer,
+  // which grows only while the client does not take what was sent before.
+  if (s.queue.size() >= self->state.opts.max_stream_backlog ||
+      (s.qlen <= 0 && self->wr_buf(self->state.hdl).size() > self->state.opts.max_write_backlog)) {
     s.queue.clear();
     end_stream(self, seq, "RuntimeError('Aborted. Queue filled?')");
     return;

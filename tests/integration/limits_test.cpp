@@ -136,4 +136,42 @@ TEST_CASE("limits: a watcher that stops reading gets its stream ended; writers g
   CHECK(node.running());
 }
 
+TEST_CASE("limits: without flow control, a watcher that stops reading is bounded in bytes") {
+  // kv.server.buffer 0: no window, so events go straight into the connection's send buffer.
+  node_process node("slow2", {"-I", "Init", "-C", "kv.server.buffer=0", "-C",
+                              "kv.server.limits.backlog_bytes=1048576"});
+  client_connection watcher(node.host(), node.port());
+  REQUIRE(watcher.qlen() == 0);
+  int64_t seq = watcher.send_request("watch", {{"path", value::make_path({"w"})}});
+  REQUIRE(watcher.read_for(seq).find("state"));
+  // 20 MB of events: far more than the kernel's socket buffers and the 1 MiB backlog.
+  client_connection writer(node.host(), node.port());
+  constexpr int n = 10000;
+  const std::string blob(2000, 'x');
+  int64_t last = 0;
+  for (int i = 0; i < n; ++i)
+    last = writer.send_request("set_value",
+                               {{"path", value::make_path({"w", i % 50})}, {"value", blob}});
+  value reply;
+  do reply = writer.read_message();
+  while (int_field(reply, "seq", -1) != last);
+  CHECK(!reply.find("error"));
+  std::string error;
+  bool ended = false;
+  int events = 0;
+  for (int i = 0; i <= n && !ended; ++i) {
+    value m = watcher.read_for(seq);
+    if (m.find("value")) ++events;
+    if (const value* e = m.find("error"); e && e->is_str()) error = e->as_str();
+    if (const value* st = m.find("state"); st && st->is_str() && st->as_str() == "end")
+      ended = true;
+  }
+  MESSAGE("the stuck watcher got " << events << " of " << n << " events before the end");
+  CHECK(ended);
+  CHECK(events < n);
+  CHECK(error.find("Queue filled") != std::string::npos);
+  CHECK(watcher.request("get_value", {{"path", value::make_path({"w", 1})}}).find("value"));
+  CHECK(node.running());
+}
+
 }  // namespace moatkv::test
