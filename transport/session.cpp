@@ -66,11 +66,22 @@ struct session_state {
   // from the tree_store nobody knows, so a client that sends at once is refused.
   bool needs_login = true;
   bool restricted = false;
+  request_batch outbox;  // requests decoded from the current read, for the tree_store
   std::unique_ptr<tls_channel> tls;    // null: clear text
   std::optional<value> held_greeting;  // arrived before the TLS handshake was done
 };
 
 using session_broker = caf::io::stateful_broker<session_state>;
+
+// Hands the requests collected from one read to the tree_store in one message. Called at the
+// end of each read and before anything else goes to the tree_store, so it sees the client's
+// order.
+void send_requests(session_broker* self) {
+  auto& st = self->state;
+  if (st.outbox.requests.empty()) return;
+  self->send(st.store, request_atom::value, st.conn, std::move(st.outbox));
+  st.outbox.requests.clear();
+}
 
 void write_msg(session_broker* self, value msg) {
   if (!msg.find("tock")) msg.as_map().emplace_back("tock", self->state.clock->next());
@@ -126,8 +137,10 @@ void end_stream(session_broker* self, int64_t seq, std::optional<std::string> er
   if (s.open && s.monitor)
     self->send(self->state.opts.gossip, msg_unmonitor_atom::value,
                caf::actor_cast<caf::actor>(self), seq);
-  else if (s.open)
+  else if (s.open) {
+    send_requests(self);
     self->send(self->state.store, cancel_atom::value, self->state.conn, seq);
+  }
   s.open = false;
   if (error) s.queue.emplace_back(map{{"error", *error}});
   s.queue.emplace_back(map{{"state", "end"}});
@@ -336,7 +349,38 @@ void handle_message(session_broker* self, value msg) {
   if (is_watch) st.pending_watches.insert(seq);
   int64_t q;  // a request's own qlen overrides the connection's for its stream
   if (const value* qv = msg.find("qlen"); qv && qv->get_int(q) && q > 0) st.request_qlen[seq] = q;
-  self->send(st.store, request_atom::value, st.conn, std::move(msg));
+  st.outbox.requests.push_back(std::move(msg));
+}
+
+// A reply from the tree_store (the caller flushes).
+void take_reply(session_broker* self, int64_t seq, action_result res) {
+  auto& st = self->state;
+  st.pending.erase(seq);
+  st.pending_watches.erase(seq);
+  if (res.login == action_result::login_outcome::succeeded) {
+    st.needs_login = false;
+    st.restricted = res.login_restricted;
+  }
+  int64_t request_qlen = 0;
+  if (auto it = st.request_qlen.find(seq); it != st.request_qlen.end()) {
+    request_qlen = it->second;
+    st.request_qlen.erase(it);
+  }
+  bool cancelled = st.cancelled.erase(seq) > 0;
+  if (cancelled) {
+    // Stopped before it ran to the client: a stream still gets its end, a single nothing.
+    if (res.stream) {
+      if (res.open) self->send(st.store, cancel_atom::value, st.conn, seq);
+      send_single(self, seq, value(map{{"state", "end"}}));
+    }
+    return;
+  }
+  if (res.stream) {
+    start_stream(self, seq, request_qlen, std::move(res));
+  } else {
+    send_single(self, seq,
+                res.messages.empty() ? value(map{}) : std::move(res.messages.front()));
+  }
 }
 
 caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl, caf::actor store,
@@ -379,6 +423,7 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
   auto shutdown = [self] {
     if (self->state.closing) return;
     self->state.closing = true;
+    send_requests(self);
     self->send(self->state.store, closed_atom::value, self->state.conn);
     self->quit();
   };
@@ -443,7 +488,9 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
         try {
           value v;
           while (st.decoder->next(v)) handle_message(self, std::move(v));
+          send_requests(self);
         } catch (const decode_error& e) {
+          send_requests(self);  // what came before the bad bytes still counts
           spdlog::warn("client connection {}: closing after undecodable data: {}", st.conn,
                        e.what());
           // msgpack-c reports a string, array or map above the configured limit as a
@@ -469,36 +516,9 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
         }
         self->flush(st.hdl);
       },
-      [self](reply_atom, int64_t seq, action_result& res) {
-        auto& st = self->state;
-        st.pending.erase(seq);
-        st.pending_watches.erase(seq);
-        if (res.login == action_result::login_outcome::succeeded) {
-          st.needs_login = false;
-          st.restricted = res.login_restricted;
-        }
-        int64_t request_qlen = 0;
-        if (auto it = st.request_qlen.find(seq); it != st.request_qlen.end()) {
-          request_qlen = it->second;
-          st.request_qlen.erase(it);
-        }
-        bool cancelled = st.cancelled.erase(seq) > 0;
-        if (cancelled) {
-          // Stopped before it ran to the client: a stream still gets its end, a single nothing.
-          if (res.stream) {
-            if (res.open) self->send(st.store, cancel_atom::value, st.conn, seq);
-            send_single(self, seq, value(map{{"state", "end"}}));
-            self->flush(st.hdl);
-          }
-          return;
-        }
-        if (res.stream) {
-          start_stream(self, seq, request_qlen, std::move(res));
-        } else {
-          send_single(self, seq,
-                      res.messages.empty() ? value(map{}) : std::move(res.messages.front()));
-          self->flush(st.hdl);
-        }
+      [self](reply_atom, reply_batch& batch) {
+        for (auto& [seq, res] : batch.replies) take_reply(self, seq, std::move(res));
+        self->flush(self->state.hdl);
       },
       [self](event_atom, int64_t seq, value& msg) { enqueue(self, seq, std::move(msg)); },
       [shutdown](const caf::io::connection_closed_msg&) { shutdown(); },

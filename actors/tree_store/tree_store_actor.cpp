@@ -76,6 +76,11 @@ struct tree_store_state {
   auth::login_throttle throttle;
   std::vector<caf::actor> crypto_workers;
   size_t next_worker = 0;
+
+  // While a session's request batch runs: its connection, and the replies collected for it
+  // (sent as one message; connection numbers start at 1).
+  uint64_t batch_conn = 0;
+  reply_batch batch_replies;
 };
 
 // A broker without connections: it runs on the middleman's I/O thread, where the client
@@ -85,16 +90,34 @@ struct tree_store_state {
 // thread again through its pipe. That halves a single request's latency on 2 cores.
 using tree_store_actor = caf::io::stateful_broker<tree_store_state>;
 
+// Sends the replies collected while a request batch ran (see the request_atom handler).
+void flush_replies(tree_store_actor* self) {
+  auto& st = self->state;
+  if (st.batch_replies.replies.empty()) return;
+  auto it = st.sessions.find(st.batch_conn);
+  if (it != st.sessions.end()) self->send(it->second, reply_atom::value, std::move(st.batch_replies));
+  st.batch_replies.replies.clear();
+}
+
 void deliver_event(tree_store_actor* self, uint64_t conn, int64_t seq, value msg) {
+  flush_replies(self);  // a request's reply goes out before the events it caused
   auto it = self->state.sessions.find(conn);
   if (it != self->state.sessions.end())
     self->send(it->second, event_atom::value, seq, std::move(msg));
 }
 
 void send_reply(tree_store_actor* self, uint64_t conn, int64_t seq, action_result res) {
-  auto it = self->state.sessions.find(conn);
-  if (it != self->state.sessions.end())
-    self->send(it->second, reply_atom::value, seq, std::move(res));
+  auto& st = self->state;
+  if (conn == st.batch_conn) {
+    st.batch_replies.replies.emplace_back(seq, std::move(res));
+    return;
+  }
+  auto it = st.sessions.find(conn);
+  if (it != st.sessions.end()) {
+    reply_batch one;
+    one.replies.emplace_back(seq, std::move(res));
+    self->send(it->second, reply_atom::value, std::move(one));
+  }
 }
 
 action_result single(value msg) {
@@ -410,6 +433,37 @@ void handle_log(tree_store_actor* self, uint64_t conn, int64_t seq, const value&
       });
 }
 
+// One client request of a batch: `save` and `log` need the persister, `auth` may have to wait
+// for its throttle slot; everything else runs in kv_store.
+void handle_request(tree_store_actor* self, uint64_t conn, const value& req) {
+  auto& st = self->state;
+  int64_t seq = 0;
+  if (const value* s = req.find("seq")) s->get_int(seq);
+  if (const value* a = req.is_map() ? req.find("action") : nullptr; a && a->is_str()) {
+    const std::string& action = a->as_str();
+    if (action == "save" || action == "log") {
+      if (!st.store->is_admin(conn))
+        return send_reply(
+            self, conn, seq,
+            single(error_value("ACLError", action + " is only for users without an ACL")));
+      return action == "save" ? handle_save(self, conn, seq, req)
+                              : handle_log(self, conn, seq, req);
+    }
+    if (action == "auth") {
+      // Failed logins slow down later attempts for the same user and address.
+      auto now = auth::login_throttle::clock::now();
+      auto slot = st.throttle.admit(login_key(req), st.addresses[conn], now);
+      if (slot - now >= std::chrono::milliseconds(1)) {
+        self->delayed_send(self,
+                           std::chrono::duration_cast<std::chrono::milliseconds>(slot - now),
+                           login_slot_atom::value, conn, req);
+        return;
+      }
+    }
+  }
+  run_request(self, conn, seq, req);
+}
+
 caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
                               std::shared_ptr<kv_store> store) {
   auto& st = self->state;
@@ -459,34 +513,13 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
         self->send(session, greeting_atom::value,
                    self->state.store->open_connection(conn, self->state.opts.client_qlen));
       },
-      [self](request_atom, uint64_t conn, const value& req) {
+      [self](request_atom, uint64_t conn, request_batch& batch) {
         auto& st = self->state;
         if (st.sessions.find(conn) == st.sessions.end()) return;
-        int64_t seq = 0;
-        if (const value* s = req.find("seq")) s->get_int(seq);
-        if (const value* a = req.is_map() ? req.find("action") : nullptr; a && a->is_str()) {
-          const std::string& action = a->as_str();
-          if (action == "save" || action == "log") {
-            if (!st.store->is_admin(conn))
-              return send_reply(
-                  self, conn, seq,
-                  single(error_value("ACLError", action + " is only for users without an ACL")));
-            return action == "save" ? handle_save(self, conn, seq, req)
-                                    : handle_log(self, conn, seq, req);
-          }
-          if (action == "auth") {
-            // Failed logins slow down later attempts for the same user and address.
-            auto now = auth::login_throttle::clock::now();
-            auto slot = st.throttle.admit(login_key(req), st.addresses[conn], now);
-            if (slot - now >= std::chrono::milliseconds(1)) {
-              self->delayed_send(self,
-                                 std::chrono::duration_cast<std::chrono::milliseconds>(slot - now),
-                                 login_slot_atom::value, conn, req);
-              return;
-            }
-          }
-        }
-        run_request(self, conn, seq, req);
+        st.batch_conn = conn;
+        for (const value& req : batch.requests) handle_request(self, conn, req);
+        flush_replies(self);
+        st.batch_conn = 0;
       },
       [self](login_slot_atom, uint64_t conn, const value& req) {
         if (self->state.sessions.find(conn) == self->state.sessions.end()) return;
