@@ -444,12 +444,17 @@ caf::behavior mqtt_bridge_impl(mqtt_actor* self, mqtt_bridge_options opts, caf::
           return;
         }
         if (st.queue.size() >= static_cast<size_t>(st.opts.max_buffered)) {
+          // The oldest goes: it is the stalest, and with keys written again and again it is
+          // almost always superseded by a later publication still queued, so peers only need
+          // the cheap "known" answer for its tick. Dropping the newest instead lost exactly the
+          // final writes (a 300 s scripts/loadtest run had 700-800 keys per node still stale 60 s
+          // after the load).
+          st.queue.pop_front();
           if (st.dropped_full++ == 0)
             spdlog::warn(
-                "mqtt bridge {}: {} publications wait for the broker; dropping new "
-                "ones until the queue has drained",
-                st.opts.uri, st.queue.size());
-          return;
+                "mqtt bridge {}: {} publications wait for the broker; dropping the oldest "
+                "until the queue has drained",
+                st.opts.uri, st.queue.size() + 1);
         }
         st.queue.emplace_back(std::move(topic), std::move(payload));
         drain(self);

@@ -17,9 +17,9 @@
 //                    a long list there costs O(n) per publication and starves its receive thread;
 //                    paho reports each written publication, which frees a place in the window.
 //                    While the link is down, a publication is dropped and counted (one warning per
-//                    outage; queued ones are dropped when it goes down); a full queue drops new
-//                    publications (one warning until it has drained); a topic with a wildcard, or
-//                    a publish paho refuses, is dropped as well.
+//                    outage; queued ones are dropped when it goes down); a full queue drops its
+//                    oldest publication for each new one (one warning until it has drained); a
+//                    topic with a wildcard, or a publish paho refuses, is dropped as well.
 //   * `subscribe` -> the filter is kept for the bridge's lifetime and re-subscribed after every
 //                    reconnect; a filter already held is ignored, a malformed one (`#` not last,
 //                    `+`/`#` sharing a level with other characters) is logged and ignored (a
