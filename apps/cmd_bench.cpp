@@ -2,9 +2,10 @@
 // (or JSON). Benchmarks are programs, not tests; scripts/bench runs the README's whole table.
 //
 //   set/get  N connections, each keeping W requests in flight (pipeline), over --count ops in
-//            total; values {"v": i, "s": 20 chars} at 4-level paths PREFIX.c<conn>.k<i/100>.<i%100>.
-//            With --converge HOST:PORT,…: afterwards, the time until every listed node holds
-//            every value this run wrote (they replicate from the node the sets went to).
+//            total; values {"v": i, "s": 20 chars} at 4-level paths
+//            PREFIX.c<conn>.k<i/100>.<i%100>. With --converge HOST:PORT,…: afterwards, the time
+//            until every listed node holds every value this run wrote (they replicate from the node
+//            the sets went to).
 //   tree     writes --count entries (unless --no-fill), then times one get_tree over them
 //   watch    a watcher (on --watch-host/--watch-port, default the same node) and a writer doing
 //            sequential sets; latency = set sent until the watcher sees the change
@@ -410,7 +411,8 @@ void add_bench_command(CLI::App& app, global_options& g) {
   cmd->add_option("--wait", o->wait_s, "converge/sync: give up after this many seconds")
       ->check(CLI::PositiveNumber);
   cmd->callback([&g, o] {
-    if (o->mode == "memory" && o->pid <= 0) throw CLI::ValidationError("--pid", "memory needs --pid");
+    if (o->mode == "memory" && o->pid <= 0)
+      throw CLI::ValidationError("--pid", "memory needs --pid");
     o->run_tag = make_run_tag();
     if (o->prefix.empty())
       o->prefix = o->mode == "memory" ? "bench_memory_" + o->run_tag.substr(4)

@@ -66,7 +66,7 @@ struct session_state {
   // from the tree_store nobody knows, so a client that sends at once is refused.
   bool needs_login = true;
   bool restricted = false;
-  request_batch outbox;  // requests decoded from the current read, for the tree_store
+  request_batch outbox;                // requests decoded from the current read, for the tree_store
   std::unique_ptr<tls_channel> tls;    // null: clear text
   std::optional<value> held_greeting;  // arrived before the TLS handshake was done
 };
@@ -378,8 +378,7 @@ void take_reply(session_broker* self, int64_t seq, action_result res) {
   if (res.stream) {
     start_stream(self, seq, request_qlen, std::move(res));
   } else {
-    send_single(self, seq,
-                res.messages.empty() ? value(map{}) : std::move(res.messages.front()));
+    send_single(self, seq, res.messages.empty() ? value(map{}) : std::move(res.messages.front()));
   }
 }
 

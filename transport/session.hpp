@@ -35,8 +35,8 @@ class tls_context;
 class tock_clock;
 
 struct session_options {
-  int64_t server_qlen = 10;              // kv.server.buffer
-  size_t max_stream_backlog = 10000;     // queued messages of one stream before it is aborted
+  int64_t server_qlen = 10;           // kv.server.buffer
+  size_t max_stream_backlog = 10000;  // queued messages of one stream before it is aborted
   // Bytes waiting to be sent to a client that does not read, before its streams are aborted:
   // the bound for streams without flow control (qlen 0), whose messages are not queued above.
   size_t max_write_backlog = 64u << 20;

@@ -95,7 +95,8 @@ void flush_replies(tree_store_actor* self) {
   auto& st = self->state;
   if (st.batch_replies.replies.empty()) return;
   auto it = st.sessions.find(st.batch_conn);
-  if (it != st.sessions.end()) self->send(it->second, reply_atom::value, std::move(st.batch_replies));
+  if (it != st.sessions.end())
+    self->send(it->second, reply_atom::value, std::move(st.batch_replies));
   st.batch_replies.replies.clear();
 }
 
@@ -454,8 +455,7 @@ void handle_request(tree_store_actor* self, uint64_t conn, const value& req) {
       auto now = auth::login_throttle::clock::now();
       auto slot = st.throttle.admit(login_key(req), st.addresses[conn], now);
       if (slot - now >= std::chrono::milliseconds(1)) {
-        self->delayed_send(self,
-                           std::chrono::duration_cast<std::chrono::milliseconds>(slot - now),
+        self->delayed_send(self, std::chrono::duration_cast<std::chrono::milliseconds>(slot - now),
                            login_slot_atom::value, conn, req);
         return;
       }
