@@ -377,7 +377,9 @@ void run_watcher(const load_options& o, run_control& rc, int id, watcher_result&
                                     : "watch " + writer_element(r.writers[it->second])) +
                  ": " + error_text(msg),
              r.error_replies);
-      return it != stream_of.end();
+      if (it == stream_of.end()) return false;
+      ++started;  // a refused watch gets no {state: start}: do not wait for one
+      return true;
     }
     if (it == stream_of.end()) return true;  // e.g. the hello's answer
     size_t w = it->second;
