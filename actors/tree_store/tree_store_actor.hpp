@@ -2,7 +2,10 @@
 //
 // It owns one `kv_store` and runs every client request against it in mailbox order, so the
 // merge rule and the watch registration need no locks. Sessions register with a hello and get
-// their replies and watch events as messages (see messages/node_messages.hpp).
+// their replies and watch events as messages (see messages/node_messages.hpp). It is a broker
+// without connections, so it runs on CAF's I/O thread beside the sessions: a client request
+// crosses no thread (measured in issue 6). Slow work must therefore stay out of it: crypto runs
+// on worker threads, file I/O in the persister, snapshots in steps.
 //
 // Persistence: it serialises every applied change (local and replicated) into the state log
 // and the client-requested log, and hands the bytes to its persister (spawned detached and
