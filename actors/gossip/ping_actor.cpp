@@ -308,6 +308,13 @@ std::optional<std::string> ping_actor::receive(const value& raw, double now) {
   if (phase_ != phase::running) {
     // `_run` is still in its start delay: the reader queues the message.
     if (start_queue_.size() >= 99) return "start queue full";
+    // A newcomer without data need not sit out its start delay (C + ~1.75G, 14 s by default)
+    // before it learns who has data: the sync can run while the protocol still waits. This
+    // changes only when we fetch, not what we send; later GoodNodeEvents are ignored while a
+    // fetch runs. (The original waits; measured in issue 6 it was most of a new node's sync.)
+    if (tagged_ >= 0 && value_.is_nil() && m->node != name_ && !m->val.is_nil() &&
+        (m->t == msg_type::ping || m->t == msg_type::hist))
+      emit(good_node_event{{m->node}});
     start_queue_.push_back(std::move(*m));
     return std::nullopt;
   }

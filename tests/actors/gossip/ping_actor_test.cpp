@@ -540,6 +540,33 @@ TEST_CASE("ping actor: a node without a value asks for the ready node (good_node
   CHECK(s["n1"].all<ping_actor::good_node_event>().empty());
 }
 
+TEST_CASE("ping actor: a newcomer learns of a node with data during its start delay") {
+  sim s;
+  s.add("n1", tt(99, 12));
+  s.start_all(0.4);
+  s.run_until(60);  // n1 pings on its own now, at a fixed interval
+  auto p1 = s["n1"].sent_of("ping");
+  REQUIRE(p1.size() >= 2);
+  double interval = p1.back().first - p1[p1.size() - 2].first;
+  double next = p1.back().first + interval;
+  s.run_until(next - 1);  // n2 starts a second before n1's next ping
+  auto& n2 = s.add("n2", value());
+  double started = s.now;
+  n2.actor->start(s.now);
+  s.run_until(started + 40);
+  auto good = n2.all<ping_actor::good_node_event>();
+  REQUIRE(!good.empty());
+  auto pings = n2.sent_of("ping");
+  REQUIRE(!pings.empty());
+  // The first GoodNodeEvent follows n1's ping at once, not n2's start delay (13-14 s): before
+  // the change it came only after n2's own first ping.
+  CHECK(pings[0].first - started >= 13);
+  CHECK(good[0].second.nodes == std::vector<std::string>{"n1"});
+  CHECK(good[0].first - started < 1.1);
+  // A node that has data asks nobody.
+  CHECK(s["n1"].all<ping_actor::good_node_event>().empty());
+}
+
 TEST_CASE("ping actor: partition and heal start recovery on both sides with hist pings") {
   sim s;
   s.add("n1", tt(100, 12));
