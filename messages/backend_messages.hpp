@@ -7,6 +7,10 @@
 //   owner  -> bridge : (publish_atom, std::string topic, std::string payload)
 //                      QoS 0 / Serf event with Coalesce=false; dropped (and logged) while the
 //                      link is down — the gossip protocol resyncs after a reconnect.
+//   owner  -> bridge : (publish_first_atom, std::string topic, std::string payload)
+//                      the same, but ahead of publications still queued for the broker (the
+//                      ping protocol's messages, whose timing matters; MQTT only, Serf sends
+//                      every event at once anyway)
 //   owner  -> bridge : (subscribe_atom, std::string topic_filter)
 //                      MQTT filter syntax (+, #); kept and re-established on every reconnect.
 //                      Serf: the filter must be a plain topic or end in "/#"(all user events).
@@ -25,6 +29,7 @@
 namespace moatkv {
 
 using publish_atom = caf::atom_constant<caf::atom("bk_pub")>;
+using publish_first_atom = caf::atom_constant<caf::atom("bk_pubfst")>;
 using subscribe_atom = caf::atom_constant<caf::atom("bk_sub")>;
 using received_atom = caf::atom_constant<caf::atom("bk_recv")>;
 using link_atom = caf::atom_constant<caf::atom("bk_link")>;

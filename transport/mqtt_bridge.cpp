@@ -235,6 +235,9 @@ struct mqtt_state {
   uint64_t retry_epoch = 0;
   // Publications waiting for a place in paho's window, and how many paho holds.
   std::deque<std::pair<std::string, std::string>> queue;
+  // publish_first: handed to paho before `queue`. The ping protocol times its turns, and behind
+  // a backlog of updates its pings came late enough for peers to see splits that were none.
+  std::deque<std::pair<std::string, std::string>> urgent;
   int in_paho = 0;
   // Publications dropped in this outage (reported when the link comes back).
   uint64_t dropped_outage = 0;
@@ -278,8 +281,9 @@ void report_down(mqtt_actor* self) {
   auto& st = self->state;
   // What waits for a connection that is gone would go out late and out of order with what
   // the owner resends once it knows the link is back: dropped and counted, like new ones.
-  for (size_t i = 0; i < st.queue.size(); ++i) count_drop(self, "link down");
+  for (size_t i = 0; i < st.queue.size() + st.urgent.size(); ++i) count_drop(self, "link down");
   st.queue.clear();
+  st.urgent.clear();
   st.in_paho = 0;  // paho reports the ones it held as failed, or never: start afresh
   if (st.reported_up) {
     st.reported_up = false;
@@ -309,9 +313,10 @@ void report_up(mqtt_actor* self) {
 void drain(mqtt_actor* self) {
   auto& st = self->state;
   MQTTAsync pub = st.conns[pub_conn].client.handle();
-  while (st.in_paho < st.opts.paho_window && !st.queue.empty()) {
-    auto [topic, payload] = std::move(st.queue.front());
-    st.queue.pop_front();
+  while (st.in_paho < st.opts.paho_window && (!st.urgent.empty() || !st.queue.empty())) {
+    auto& from = st.urgent.empty() ? st.queue : st.urgent;
+    auto [topic, payload] = std::move(from.front());
+    from.pop_front();
     MQTTAsync_responseOptions ropts = MQTTAsync_responseOptions_initializer;
     ropts.onSuccess = on_publish_done;
     ropts.onFailure = on_publish_failed;
@@ -333,6 +338,35 @@ void drain(mqtt_actor* self) {
         st.opts.uri, st.dropped_full);
     st.dropped_full = 0;
   }
+}
+
+// Queue a publication (at the back of `queue`, or of `urgent` for publish_first) and hand
+// what fits to paho.
+void enqueue(mqtt_actor* self, std::string& topic, std::string& payload, bool first) {
+  auto& st = self->state;
+  if (st.state != link_state::up && st.state != link_state::subscribing)
+    return count_drop(self, "link down");
+  if (!mqtt_topic::topic_valid(topic)) {
+    spdlog::error("mqtt bridge {}: not a valid topic name to publish on: '{}'", st.opts.uri,
+                  topic);
+    return;
+  }
+  auto& q = first ? st.urgent : st.queue;
+  if (q.size() >= static_cast<size_t>(st.opts.max_buffered)) {
+    // The oldest goes: it is the stalest, and with keys written again and again it is
+    // almost always superseded by a later publication still queued, so peers only need
+    // the cheap "known" answer for its tick. Dropping the newest instead lost exactly the
+    // final writes (a 300 s scripts/loadtest run had 700-800 keys per node still stale 60 s
+    // after the load).
+    q.pop_front();
+    if (st.dropped_full++ == 0)
+      spdlog::warn(
+          "mqtt bridge {}: {} publications wait for the broker; dropping the oldest "
+          "until the queue has drained",
+          st.opts.uri, q.size() + 1);
+  }
+  q.emplace_back(std::move(topic), std::move(payload));
+  drain(self);
 }
 
 // Subscribe one or more filters; `batch`: its completion brings the link up.
@@ -435,29 +469,10 @@ caf::behavior mqtt_bridge_impl(mqtt_actor* self, mqtt_bridge_options opts, caf::
   }
   return {
       [self](publish_atom, std::string& topic, std::string& payload) {
-        auto& st = self->state;
-        if (st.state != link_state::up && st.state != link_state::subscribing)
-          return count_drop(self, "link down");
-        if (!mqtt_topic::topic_valid(topic)) {
-          spdlog::error("mqtt bridge {}: not a valid topic name to publish on: '{}'", st.opts.uri,
-                        topic);
-          return;
-        }
-        if (st.queue.size() >= static_cast<size_t>(st.opts.max_buffered)) {
-          // The oldest goes: it is the stalest, and with keys written again and again it is
-          // almost always superseded by a later publication still queued, so peers only need
-          // the cheap "known" answer for its tick. Dropping the newest instead lost exactly the
-          // final writes (a 300 s scripts/loadtest run had 700-800 keys per node still stale 60 s
-          // after the load).
-          st.queue.pop_front();
-          if (st.dropped_full++ == 0)
-            spdlog::warn(
-                "mqtt bridge {}: {} publications wait for the broker; dropping the oldest "
-                "until the queue has drained",
-                st.opts.uri, st.queue.size() + 1);
-        }
-        st.queue.emplace_back(std::move(topic), std::move(payload));
-        drain(self);
+        enqueue(self, topic, payload, false);
+      },
+      [self](publish_first_atom, std::string& topic, std::string& payload) {
+        enqueue(self, topic, payload, true);
       },
       [self](mq_sent_atom) {
         auto& st = self->state;

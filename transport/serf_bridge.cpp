@@ -281,6 +281,28 @@ bool on_object(serf_broker* self, const value& obj) {
   return true;
 }
 
+// A publication goes to the agent as a user event at once.
+void publish(serf_broker* self, std::string& topic, std::string& payload) {
+  auto& st = self->state;
+  if (st.ph != phase::up && st.ph != phase::subscribing) return count_drop(self);
+  if (!mqtt_topic::topic_valid(topic)) {
+    spdlog::error("serf bridge {}: not a valid topic name to publish on: '{}'", endpoint(st),
+                  topic);
+    return;
+  }
+  std::string name = topic_to_event(std::move(topic));
+  if (size_t n = encoded_event_size(name.size(), payload.size()); n > max_event_bytes) {
+    spdlog::warn(
+        "serf bridge {}: event {} with {} bytes of payload ({} encoded) exceeds "
+        "Serf's limit of {}; dropped",
+        endpoint(st), name, payload.size(), n, max_event_bytes);
+    return;
+  }
+  value body(map{
+      {"Name", std::move(name)}, {"Payload", bin{std::move(payload)}}, {"Coalesce", false}});
+  send_request(self, "event", &body, request{request_kind::event, {}, false, false});
+}
+
 caf::behavior serf_bridge_impl(serf_broker* self, serf_bridge_options opts, caf::actor owner) {
   auto& st = self->state;
   st.opts = std::move(opts);
@@ -303,24 +325,11 @@ caf::behavior serf_bridge_impl(serf_broker* self, serf_bridge_options opts, caf:
   connect_agent(self);
   return {
       [self](publish_atom, std::string& topic, std::string& payload) {
-        auto& st = self->state;
-        if (st.ph != phase::up && st.ph != phase::subscribing) return count_drop(self);
-        if (!mqtt_topic::topic_valid(topic)) {
-          spdlog::error("serf bridge {}: not a valid topic name to publish on: '{}'", endpoint(st),
-                        topic);
-          return;
-        }
-        std::string name = topic_to_event(std::move(topic));
-        if (size_t n = encoded_event_size(name.size(), payload.size()); n > max_event_bytes) {
-          spdlog::warn(
-              "serf bridge {}: event {} with {} bytes of payload ({} encoded) exceeds "
-              "Serf's limit of {}; dropped",
-              endpoint(st), name, payload.size(), n, max_event_bytes);
-          return;
-        }
-        value body(map{
-            {"Name", std::move(name)}, {"Payload", bin{std::move(payload)}}, {"Coalesce", false}});
-        send_request(self, "event", &body, request{request_kind::event, {}, false, false});
+        publish(self, topic, payload);
+      },
+      // Nothing queues here to go ahead of: the same as publish.
+      [self](publish_first_atom, std::string& topic, std::string& payload) {
+        publish(self, topic, payload);
       },
       [self](subscribe_atom, std::string& filter) {
         auto& st = self->state;

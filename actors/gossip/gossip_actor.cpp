@@ -261,7 +261,8 @@ void make_del_ping(gossip_actor* self) {
   st.del = std::make_unique<deleter>(st.opts.node_name);
   ping_actor::hooks h;
   h.send = [self](const value& msg) {
-    self->send(self->state.bridge, publish_atom::value, self->state.topic("del"), encode(msg));
+    self->send(self->state.bridge, publish_first_atom::value, self->state.topic("del"),
+               encode(msg));
   };
   h.on_event = [self](const ping_actor::event& ev) { handle_del_event(self, ev); };
   h.random = [self] { return self->state.rand01(); };
@@ -279,7 +280,9 @@ void make_ping(gossip_actor* self) {
   cfg.gap = config_number(st.opts.ping_gap);
   ping_actor::hooks h;
   h.send = [self](const value& msg) {
-    self->send(self->state.bridge, publish_atom::value, self->state.topic("ping"), encode(msg));
+    // Ahead of queued updates: a ping held back by a backlog looks like a split to peers.
+    self->send(self->state.bridge, publish_first_atom::value, self->state.topic("ping"),
+               encode(msg));
   };
   h.on_event = [self](const ping_actor::event& ev) { handle_ping_event(self, ev); };
   h.random = [self] { return self->state.rand01(); };
