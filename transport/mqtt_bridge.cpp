@@ -347,8 +347,7 @@ void enqueue(mqtt_actor* self, std::string& topic, std::string& payload, bool fi
   if (st.state != link_state::up && st.state != link_state::subscribing)
     return count_drop(self, "link down");
   if (!mqtt_topic::topic_valid(topic)) {
-    spdlog::error("mqtt bridge {}: not a valid topic name to publish on: '{}'", st.opts.uri,
-                  topic);
+    spdlog::error("mqtt bridge {}: not a valid topic name to publish on: '{}'", st.opts.uri, topic);
     return;
   }
   auto& q = first ? st.urgent : st.queue;

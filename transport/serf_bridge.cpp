@@ -298,8 +298,8 @@ void publish(serf_broker* self, std::string& topic, std::string& payload) {
         endpoint(st), name, payload.size(), n, max_event_bytes);
     return;
   }
-  value body(map{
-      {"Name", std::move(name)}, {"Payload", bin{std::move(payload)}}, {"Coalesce", false}});
+  value body(
+      map{{"Name", std::move(name)}, {"Payload", bin{std::move(payload)}}, {"Coalesce", false}});
   send_request(self, "event", &body, request{request_kind::event, {}, false, false});
 }
 
