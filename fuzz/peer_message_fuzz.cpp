@@ -105,22 +105,7 @@ struct harness {
     if (std::holds_alternative<ping_actor::tag_event>(ev)) {
       missing_wanted = true;  // send_missing(false), after the hook returns
     } else if (auto* raw = std::get_if<ping_actor::raw_event>(&ev)) {
-      const value& msg = raw->msg;
-      std::string name;
-      if (const value* n = msg.find("node"); n && n->is_str()) {
-        name = n->as_str();
-      } else if (const value* h = msg.find("history");
-                 h && h->is_array() && !h->as_array().empty() && h->as_array()[0].is_str()) {
-        name = h->as_array()[0].as_str();
-      }
-      if (name.empty()) return;
-      std::optional<uint64_t> tick, tock;
-      if (const value* v = msg.find("value"); v && v->is_array() && v->as_array().size() == 2) {
-        int64_t a, b;
-        if (v->as_array()[0].get_int(a) && a >= 0) tock = static_cast<uint64_t>(a);
-        if (v->as_array()[1].get_int(b) && b >= 0) tick = static_cast<uint64_t>(b);
-      }
-      store.note_node(name, tick, tock);
+      if (auto p = ping_sender_of(raw->msg)) store.note_node(p->name, p->tick, p->tock);
     } else if (std::holds_alternative<ping_actor::recover_event>(ev)) {
       resend_wanted = true;  // the recovery ends in a resend round
     }

@@ -223,25 +223,11 @@ void handle_ping_event(gossip_actor* self, const ping_actor::event& ev) {
     on_recover(self, *r);
   } else if (auto* raw = std::get_if<ping_actor::raw_event>(&ev)) {
     // §4.6 RawMsgEvent: learn node names, ticks and tocks from every ping message.
-    value msg = raw->msg;
-    store_do(self, [msg](kv_store& s) {
-      std::string name;
-      if (const value* n = msg.find("node"); n && n->is_str()) {
-        name = n->as_str();
-      } else if (const value* h = msg.find("history");
-                 h && h->is_array() && !h->as_array().empty() && h->as_array()[0].is_str()) {
-        name = h->as_array()[0].as_str();
-      }
-      if (name.empty()) return value();
-      std::optional<uint64_t> tick, tock;
-      if (const value* v = msg.find("value"); v && v->is_array() && v->as_array().size() == 2) {
-        int64_t a, b;
-        if (v->as_array()[0].get_int(a) && a >= 0) tock = static_cast<uint64_t>(a);
-        if (v->as_array()[1].get_int(b) && b >= 0) tick = static_cast<uint64_t>(b);
-      }
-      s.note_node(name, tick, tock);
-      return value();
-    });
+    if (auto p = ping_sender_of(raw->msg))
+      store_do(self, [p = std::move(*p)](kv_store& s) {
+        s.note_node(p.name, p.tick, p.tock);
+        return value();
+      });
   } else if (std::holds_alternative<ping_actor::collision_event>(ev)) {
     spdlog::error("gossip {}: another node uses the name {} (own init seen twice)",
                   st.opts.node_name, st.opts.node_name);

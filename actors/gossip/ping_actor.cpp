@@ -279,6 +279,23 @@ std::optional<ping_actor::message> ping_actor::parse(const value& msg, std::stri
   return m;
 }
 
+std::optional<ping_sender> ping_sender_of(const value& msg) {
+  ping_sender p;
+  if (const value* n = msg.find("node"); n && n->is_str()) {
+    p.name = n->as_str();
+  } else if (const value* h = msg.find("history");
+             h && h->is_array() && !h->as_array().empty() && h->as_array()[0].is_str()) {
+    p.name = h->as_array()[0].as_str();
+  }
+  if (p.name.empty()) return std::nullopt;
+  if (const value* v = msg.find("value"); v && v->is_array() && v->as_array().size() == 2) {
+    int64_t a, b;
+    if (v->as_array()[0].get_int(a) && a >= 0) p.tock = static_cast<uint64_t>(a);
+    if (v->as_array()[1].get_int(b) && b >= 0) p.tick = static_cast<uint64_t>(b);
+  }
+  return p;
+}
+
 void ping_actor::start(double now) {
   if (phase_ != phase::created) return;
   phase_ = phase::starting;

@@ -147,6 +147,15 @@ struct node_list {
  * (G(1 - 2^-pos), cancelled by a *ping* from that side's last pinger); the delayed `vers`
  * answer (G(1 - 2^-pos), cancelled by a vers of equal version).
  */
+/// What a ping-group message tells about its sender (§4.6, the owner's RawMsgEvent handler):
+/// the node's name (`node`, or a hist's first `history` entry) and the tock and tick of its
+/// `value` [tock, tick] where those are non-negative integers. Nothing without a name.
+struct ping_sender {
+  std::string name;
+  std::optional<uint64_t> tick, tock;
+};
+std::optional<ping_sender> ping_sender_of(const value& msg);
+
 class ping_actor {
  public:
   // Events (asyncactor's event classes).

@@ -540,6 +540,27 @@ TEST_CASE("ping actor: a node without a value asks for the ready node (good_node
   CHECK(s["n1"].all<ping_actor::good_node_event>().empty());
 }
 
+TEST_CASE("ping actor: ping_sender_of reads the sender's name, tock and tick") {
+  auto p = ping_sender_of(value(map{{"t", "ping"}, {"node", "a"}, {"value", array{5, 7}}}));
+  REQUIRE(p);
+  CHECK(p->name == "a");
+  CHECK(p->tock == 5u);
+  CHECK(p->tick == 7u);
+  // A hist names its sender as history[0]; a nil value gives no tick or tock.
+  p = ping_sender_of(value(map{{"t", "hist"}, {"history", array{"b", "c"}}, {"value", value()}}));
+  REQUIRE(p);
+  CHECK(p->name == "b");
+  CHECK(!p->tick);
+  CHECK(!p->tock);
+  // Negative or non-integer parts are left out, not wrapped.
+  p = ping_sender_of(value(map{{"node", "c"}, {"value", array{-1, "x"}}}));
+  REQUIRE(p);
+  CHECK(!p->tock);
+  CHECK(!p->tick);
+  CHECK(!ping_sender_of(value(map{{"value", array{1, 2}}})));
+  CHECK(!ping_sender_of(value(map{{"history", array{}}})));
+}
+
 TEST_CASE("ping actor: a newcomer learns of a node with data during its start delay") {
   sim s;
   s.add("n1", tt(99, 12));
