@@ -340,6 +340,18 @@ int run_server(const global_options& g, const server_options& so) {
     if (backend == "mqtt") {
       mqtt_bridge_options mo;
       mo.uri = cfg.get_string("kv.server.mqtt.uri", "mqtt://localhost:1883");
+      // kv.server.mqtt.queue: publications waiting for the broker. Past `high` client writes
+      // wait until no more than `low` do; past `max` the oldest are dropped (anti-entropy
+      // repairs those).
+      mo.max_buffered = static_cast<int>(cfg.get_int("kv.server.mqtt.queue.max", mo.max_buffered));
+      mo.backlog_high = static_cast<int>(cfg.get_int("kv.server.mqtt.queue.high", mo.backlog_high));
+      mo.backlog_low = static_cast<int>(cfg.get_int("kv.server.mqtt.queue.low", mo.backlog_low));
+      if (!(0 <= mo.backlog_low && mo.backlog_low < mo.backlog_high &&
+            mo.backlog_high <= mo.max_buffered))
+        throw config_error("kv.server.mqtt.queue needs 0 <= low < high <= max (now " +
+                           std::to_string(mo.backlog_low) + ", " +
+                           std::to_string(mo.backlog_high) + ", " +
+                           std::to_string(mo.max_buffered) + ")");
       mo.client_id = "moatkv-" + so.name + "-" + std::to_string(::getpid());
       make_bridge = [&sys, mo](caf::actor owner) { return spawn_mqtt_bridge(sys, mo, owner); };
     } else {

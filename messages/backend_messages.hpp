@@ -19,6 +19,10 @@
 //                      once per matching subscription, naming that subscription's filter: a
 //                      client's `msg_monitor` may overlap the node's own topics, and the ping
 //                      actor must see its own `init` exactly once (server-internals §8.18).
+//   bridge -> owner  : (backlog_atom, bool high)
+//                      publications waiting for the broker passed a high-water mark (true) or
+//                      fell back below a low one (false): the owner should slow the writers
+//                      meanwhile (MQTT only; the Serf bridge queues nothing)
 //   bridge -> owner  : (link_atom, bool up)
 //                      the broker/agent connection came up (after subscribing) or went down.
 //                      A lost link is retried with back-off (0.1 s doubling to 5 s).
@@ -32,6 +36,7 @@ using publish_atom = caf::atom_constant<caf::atom("bk_pub")>;
 using publish_first_atom = caf::atom_constant<caf::atom("bk_pubfst")>;
 using subscribe_atom = caf::atom_constant<caf::atom("bk_sub")>;
 using received_atom = caf::atom_constant<caf::atom("bk_recv")>;
+using backlog_atom = caf::atom_constant<caf::atom("bk_backlog")>;
 using link_atom = caf::atom_constant<caf::atom("bk_link")>;
 
 }  // namespace moatkv

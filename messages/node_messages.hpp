@@ -9,6 +9,8 @@
 //   tree_store -> session  : (event_atom, int64 seq, value msg)  a message of an open watch stream
 //   session  -> tree_store : (cancel_atom, conn, int64 seq)     the client stopped a watch
 //   session  -> tree_store : (closed_atom, conn)                the connection is gone
+//   gossip   -> tree_store : (replication_backlog_atom, bool high)  the broker lags behind our
+//                            updates (true) or caught up (false); see tree_store_actor.hpp
 //   anyone   -> tree_store : (store_call_atom, store_call)      run a function on the kv_store
 //                            inside the single writer; the reply is the function's value
 //
@@ -42,6 +44,7 @@ using closed_atom = caf::atom_constant<caf::atom("kv_closed")>;
 using store_call_atom = caf::atom_constant<caf::atom("kv_call")>;
 // -> tree_store: how many client sessions are registered (answered with an int64)
 using session_count_atom = caf::atom_constant<caf::atom("kv_nsess")>;
+using replication_backlog_atom = caf::atom_constant<caf::atom("kv_backlog")>;
 using ready_atom = caf::atom_constant<caf::atom("kv_ready")>;     // -> gossip: answered when ready
 using fetched_atom = caf::atom_constant<caf::atom("g_fetched")>;  // peer fetch -> gossip: done
 // Client pass-through to the backend (actions msg_send / msg_monitor), session -> gossip:

@@ -239,6 +239,7 @@ struct mqtt_state {
   // a backlog of updates its pings came late enough for peers to see splits that were none.
   std::deque<std::pair<std::string, std::string>> urgent;
   int in_paho = 0;
+  bool backlog_reported = false;  // the last backlog message to the owner said `true`
   // Publications dropped in this outage (reported when the link comes back).
   uint64_t dropped_outage = 0;
   bool warned_outage = false;
@@ -267,6 +268,20 @@ void schedule_retry(mqtt_actor* self) {
   st.backoff = std::min(st.backoff * 2, std::chrono::milliseconds(backoff_max));
 }
 
+// Tell the owner when the queue passes the high-water mark and when it is back below the low
+// one (not on every change: the owner holds writes in between).
+void report_backlog(mqtt_actor* self) {
+  auto& st = self->state;
+  size_t waiting = st.queue.size() + st.urgent.size();
+  bool high = st.backlog_reported ? waiting > static_cast<size_t>(st.opts.backlog_low)
+                                  : waiting >= static_cast<size_t>(st.opts.backlog_high);
+  if (high == st.backlog_reported) return;
+  st.backlog_reported = high;
+  spdlog::debug("mqtt bridge {}: {} publications wait: backlog {}", st.opts.uri, waiting,
+                high ? "high" : "low again");
+  self->send(st.owner, backlog_atom::value, high);
+}
+
 void count_drop(mqtt_actor* self, const char* why) {
   auto& st = self->state;
   ++st.dropped_outage;
@@ -284,7 +299,8 @@ void report_down(mqtt_actor* self) {
   for (size_t i = 0; i < st.queue.size() + st.urgent.size(); ++i) count_drop(self, "link down");
   st.queue.clear();
   st.urgent.clear();
-  st.in_paho = 0;  // paho reports the ones it held as failed, or never: start afresh
+  report_backlog(self);  // nothing waits now: writers need not wait for a link that is gone
+  st.in_paho = 0;        // paho reports the ones it held as failed, or never: start afresh
   if (st.reported_up) {
     st.reported_up = false;
     self->send(st.owner, link_atom::value, false);
@@ -338,6 +354,7 @@ void drain(mqtt_actor* self) {
         st.opts.uri, st.dropped_full);
     st.dropped_full = 0;
   }
+  report_backlog(self);
 }
 
 // Queue a publication (at the back of `queue`, or of `urgent` for publish_first) and hand

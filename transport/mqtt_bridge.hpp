@@ -71,6 +71,11 @@ struct mqtt_bridge_options {
   std::string client_id;      // empty: generated unique; the publishing connection adds ".pub"
   int max_buffered = 100000;  // publications queued while paho's window is full
   int paho_window = 128;      // publications handed to paho and not yet written
+  // Back-pressure: (backlog_atom, true) to the owner once this many publications wait, and
+  // (backlog_atom, false) once no more than backlog_low do. Both well below max_buffered, so
+  // that the owner can slow the writers before anything has to be dropped.
+  int backlog_high = 20000;
+  int backlog_low = 5000;
 };
 
 /// Spawn the bridge; it connects at once and talks to `owner` (see the file comment).

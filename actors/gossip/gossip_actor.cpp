@@ -541,6 +541,10 @@ caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor st
           send_missing(self, true);
         }
       },
+      [self](backlog_atom, bool high) {
+        // The store holds client writes while the broker lags (tree_store_actor.hpp).
+        self->send(self->state.store, replication_backlog_atom::value, high);
+      },
       [self](received_atom, const std::string& filter, const std::string& topic,
              const std::string& payload) {
         // Protocol traffic only through our own subscriptions, so an overlapping client

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <set>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
@@ -81,6 +82,17 @@ struct tree_store_state {
   // (sent as one message; connection numbers start at 1).
   uint64_t batch_conn = 0;
   reply_batch batch_replies;
+
+  // Replication back-pressure (see the header): batches held while the broker lags, in
+  // arrival order, and how many each connection has there.
+  bool backlog = false;
+  struct held_batch {
+    uint64_t conn;
+    request_batch batch;
+    std::optional<int64_t> cancel_seq;  // a cancel_atom that must not overtake the batches
+  };
+  std::deque<held_batch> held_batches;
+  std::unordered_map<uint64_t, size_t> held_batches_per_conn;
 };
 
 // A broker without connections: it runs on the middleman's I/O thread, where the client
@@ -464,6 +476,28 @@ void handle_request(tree_store_actor* self, uint64_t conn, const value& req) {
   run_request(self, conn, seq, req);
 }
 
+// A session's batch, in order; its replies go out as one message.
+void run_batch(tree_store_actor* self, uint64_t conn, const request_batch& batch) {
+  auto& st = self->state;
+  st.batch_conn = conn;
+  for (const value& req : batch.requests) handle_request(self, conn, req);
+  flush_replies(self);
+  st.batch_conn = 0;
+}
+
+// Whether a batch has a request that changes the tree and so publishes updates (the ones
+// replication back-pressure holds; reads go on).
+bool writes(const request_batch& batch) {
+  static const std::set<std::string, std::less<>> writing{
+      "set_value",       "delete_value", "delete_tree", "set_internal",
+      "delete_internal", "auth_set",     "set_auth_typ"};
+  for (const value& req : batch.requests)
+    if (const value* a = req.is_map() ? req.find("action") : nullptr;
+        a && a->is_str() && writing.count(a->as_str()) > 0)
+      return true;
+  return false;
+}
+
 caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
                               std::shared_ptr<kv_store> store) {
   auto& st = self->state;
@@ -516,10 +550,31 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
       [self](request_atom, uint64_t conn, request_batch& batch) {
         auto& st = self->state;
         if (st.sessions.find(conn) == st.sessions.end()) return;
-        st.batch_conn = conn;
-        for (const value& req : batch.requests) handle_request(self, conn, req);
-        flush_replies(self);
-        st.batch_conn = 0;
+        if (st.held_batches_per_conn.count(conn) > 0 || (st.backlog && writes(batch))) {
+          ++st.held_batches_per_conn[conn];
+          st.held_batches.push_back({conn, std::move(batch), std::nullopt});
+          return;
+        }
+        run_batch(self, conn, batch);
+      },
+      [self](replication_backlog_atom, bool high) {
+        auto& st = self->state;
+        st.backlog = high;
+        if (high) return;
+        // Run what waited, in order, unless the broker falls behind again meanwhile (each
+        // batch's updates reach the bridge as messages after this handler, so that is seen
+        // only by the next release).
+        auto held = std::move(st.held_batches);
+        st.held_batches.clear();
+        st.held_batches_per_conn.clear();
+        for (auto& h : held) {
+          if (st.sessions.find(h.conn) == st.sessions.end()) continue;
+          if (h.cancel_seq) {
+            st.store->cancel_watch(h.conn, *h.cancel_seq);
+            continue;
+          }
+          run_batch(self, h.conn, h.batch);
+        }
       },
       [self](login_slot_atom, uint64_t conn, const value& req) {
         if (self->state.sessions.find(conn) == self->state.sessions.end()) return;
@@ -533,7 +588,13 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
         release_replies(self);
       },
       [self](cancel_atom, uint64_t conn, int64_t seq) {
-        self->state.store->cancel_watch(conn, seq);
+        auto& st = self->state;
+        if (st.held_batches_per_conn.count(conn) > 0) {  // its watch may still be held
+          ++st.held_batches_per_conn[conn];
+          st.held_batches.push_back({conn, request_batch{}, seq});
+          return;
+        }
+        st.store->cancel_watch(conn, seq);
       },
       [self](store_call_atom, store_call& call) -> value {
         auto& st = self->state;

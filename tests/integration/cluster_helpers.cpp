@@ -26,7 +26,8 @@ std::string node_yaml(const cluster_node_config& cfg) {
   y << "kv:\n";
   y << "  server:\n";
   y << "    backend: " << cfg.backend << "\n";
-  if (cfg.backend == "mqtt") y << "    mqtt:\n      uri: \"" << cfg.mqtt_uri << "\"\n";
+  if (cfg.backend == "mqtt")
+    y << "    mqtt:\n      uri: \"" << cfg.mqtt_uri << "\"\n" << cfg.mqtt_extra;
   if (cfg.backend == "serf")
     y << "    serf:\n      host: 127.0.0.1\n      port: " << cfg.serf_rpc_port << "\n";
   y << "    ping:\n      cycle: " << cfg.ping_cycle << "\n      gap: " << cfg.ping_gap << "\n";

@@ -41,6 +41,7 @@ struct cluster_node_config {
   double ping_gap = 0.5;
   std::map<std::string, uint16_t> hostmap;  // peer name -> client port on 127.0.0.1
   std::string state_dir;                    // kv.server.state.dir (empty: no state directory)
+  std::string mqtt_extra;  // YAML lines inside kv.server.mqtt, each indented by 6 spaces
 };
 
 /// The YAML text of that config.
