@@ -1,8 +1,10 @@
 #include "actors/gossip/gossip_actor.hpp"
 
 #include <chrono>
+#include <optional>
 #include <random>
 #include <set>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
@@ -66,7 +68,13 @@ struct gossip_state {
   bool ping_started = false;
   bool ready = false;
   bool fetch_running = false;
-  bool asking_missing = false;  // after a fetch with gaps (do_send_missing)
+  // Joining without data: the peers of kv.hostmap are asked at once (a probe), before the ping
+  // protocol names a node with data, which takes up to a ping cycle (see maybe_probe).
+  std::optional<bool> has_data;  // the store's answer, once it came
+  bool probed = false;
+  bool probing = false;                   // the running fetch is the probe
+  std::vector<std::string> pending_good;  // a GoodNodeEvent that came during the probe
+  bool asking_missing = false;            // after a fetch with gaps (do_send_missing)
   double ask_clock = 0;
   uint64_t ping_generation = 0;
   uint64_t anti_entropy_rounds = 0;
@@ -191,7 +199,7 @@ void run_send_missing(gossip_actor* self, std::optional<int> prio) {
   self->delayed_send(self, seconds(delay), resend_atom::value);
 }
 
-void start_fetch(gossip_actor* self, std::vector<std::string> nodes);
+void start_fetch(gossip_actor* self, std::vector<std::string> nodes, bool probe = false);
 
 void on_recover(gossip_actor* self, const ping_actor::recover_event& ev) {
   auto& st = self->state;
@@ -218,7 +226,10 @@ void handle_ping_event(gossip_actor* self, const ping_actor::event& ev) {
   if (std::holds_alternative<ping_actor::tag_event>(ev)) {
     send_missing(self, false);
   } else if (auto* g = std::get_if<ping_actor::good_node_event>(&ev)) {
-    if (!st.ready && !st.fetch_running) start_fetch(self, g->nodes);
+    if (!st.ready && !st.fetch_running)
+      start_fetch(self, g->nodes);
+    else if (!st.ready && st.probing)
+      st.pending_good = g->nodes;
   } else if (auto* r = std::get_if<ping_actor::recover_event>(&ev)) {
     on_recover(self, *r);
   } else if (auto* raw = std::get_if<ping_actor::raw_event>(&ev)) {
@@ -418,9 +429,25 @@ std::pair<std::string, uint16_t> peer_address(const gossip_options& o, const std
   return {host, o.default_port};
 }
 
-void start_fetch(gossip_actor* self, std::vector<std::string> nodes) {
+// A node that joins without data asks the peers of kv.hostmap for the tree as soon as its
+// broker link is up (so no update published after the peer's snapshot is missed), instead of
+// waiting for a ping from a node with data: up to a ping cycle (10 s by default), most of a
+// new node's sync in issue 6. Nothing changes on the wire; the original only waits.
+void maybe_probe(gossip_actor* self) {
+  auto& st = self->state;
+  if (st.probed || st.ready || st.fetch_running || !st.link_up || st.has_data != false) return;
+  std::vector<std::string> peers;
+  for (const auto& [name, addr] : st.opts.hostmap)
+    if (name != st.opts.node_name) peers.push_back(name);
+  if (peers.empty()) return;
+  st.probed = true;
+  start_fetch(self, std::move(peers), true);
+}
+
+void start_fetch(gossip_actor* self, std::vector<std::string> nodes, bool probe) {
   auto& st = self->state;
   st.fetch_running = true;
+  st.probing = probe;
   // Look the candidates up in the meta tree first (a node may already hold hostmap entries,
   // e.g. loaded from a file); connection id 0 is no client's.
   self->request(st.store, caf::infinite, store_call_atom::value, store_call{[nodes](kv_store& s) {
@@ -434,7 +461,7 @@ void start_fetch(gossip_actor* self, std::vector<std::string> nodes) {
                   }
                   return value(std::move(found));
                 }})
-      .then([self, nodes](value& found) {
+      .then([self, nodes, probe](value& found) {
         auto& st = self->state;
         std::vector<peer_address_entry> peers;
         for (size_t i = 0; i < nodes.size(); ++i) {
@@ -446,12 +473,17 @@ void start_fetch(gossip_actor* self, std::vector<std::string> nodes) {
         }
         if (peers.empty()) {
           st.fetch_running = false;
+          st.probing = false;
           return;
         }
-        spdlog::info("gossip {}: fetching the tree from {}", st.opts.node_name, peers.front().name);
+        if (probe)
+          spdlog::info("gossip {}: asking the peers of kv.hostmap for the tree", st.opts.node_name);
+        else
+          spdlog::info("gossip {}: fetching the tree from {}", st.opts.node_name,
+                       peers.front().name);
         st.fetcher = spawn_peer_fetch(self->system(), st.opts.node_name, std::move(peers), st.store,
                                       caf::actor_cast<caf::actor>(self), st.opts.conn_auth,
-                                      st.opts.conn_tls);
+                                      st.opts.conn_tls, probe);
       });
 }
 
@@ -519,7 +551,9 @@ caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor st
             return value(s.own_tick().has_value());
           }})
       .then([self](value& has_tick) {
+        self->state.has_data = has_tick.as_bool();
         if (has_tick.as_bool()) become_ready(self);
+        maybe_probe(self);
       });
   return {
       [self](link_atom, bool up) {
@@ -532,6 +566,7 @@ caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor st
           schedule_ping(self);
           st.del_ping->start(st.now());
           schedule_del_ping(self);
+          maybe_probe(self);
         } else if (up && st.ready) {
           // Back after an outage: tell the others our ticks (so they ask for what we wrote
           // meanwhile) and what we lack (so they resend it).
@@ -686,6 +721,15 @@ caf::behavior gossip_impl(gossip_actor* self, gossip_options opts, caf::actor st
         auto& st = self->state;
         st.fetch_running = false;
         st.fetcher = caf::actor{};
+        bool was_probe = std::exchange(st.probing, false);
+        if (!ok && was_probe) {
+          spdlog::info(
+              "gossip {}: no peer of kv.hostmap serves yet; waiting for the ping "
+              "protocol to name one",
+              st.opts.node_name);
+          if (!st.pending_good.empty()) start_fetch(self, std::exchange(st.pending_good, {}));
+          return;
+        }
         if (!ok) {
           spdlog::warn("gossip {}: fetching the tree failed: {}", st.opts.node_name, detail);
           return;  // the next GoodNodeEvent tries again

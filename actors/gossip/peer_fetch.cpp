@@ -70,12 +70,13 @@ std::optional<auth_spec> peer_login(const std::string& own_name, const std::stri
 
 void fetch_impl(caf::blocking_actor* self, std::string own_name,
                 std::vector<peer_address_entry> peers, caf::actor store, caf::actor owner,
-                std::string auth_text, std::optional<tls_client_config> tls) {
+                std::string auth_text, std::optional<tls_client_config> tls, bool probe) {
   std::string errors;
   std::optional<auth_spec> spec = peer_login(own_name, auth_text);
   for (const auto& p : peers) {
     try {
-      client_connection c(p.host, p.port, client_options{std::chrono::seconds(10), tls});
+      client_connection c(p.host, p.port,
+                          client_options{std::chrono::seconds(probe ? 2 : 10), tls});
       try {
         login(c, spec ? &*spec : nullptr);
       } catch (const std::exception& e) {
@@ -99,7 +100,8 @@ void fetch_impl(caf::blocking_actor* self, std::string own_name,
                      " meta entries");
       return;
     } catch (const std::exception& e) {
-      spdlog::warn("fetch from {} ({}:{}) failed: {}", p.name, p.host, p.port, e.what());
+      spdlog::log(probe ? spdlog::level::debug : spdlog::level::warn,
+                  "fetch from {} ({}:{}) failed: {}", p.name, p.host, p.port, e.what());
       errors += (errors.empty() ? "" : "; ") + p.name + ": " + e.what();
     }
   }
@@ -111,9 +113,9 @@ void fetch_impl(caf::blocking_actor* self, std::string own_name,
 caf::actor spawn_peer_fetch(caf::actor_system& sys, std::string own_name,
                             std::vector<peer_address_entry> peers, caf::actor store,
                             caf::actor owner, std::string auth,
-                            std::optional<tls_client_config> tls) {
+                            std::optional<tls_client_config> tls, bool probe) {
   return sys.spawn(fetch_impl, std::move(own_name), std::move(peers), std::move(store),
-                   std::move(owner), std::move(auth), std::move(tls));
+                   std::move(owner), std::move(auth), std::move(tls), probe);
 }
 
 }  // namespace moatkv

@@ -5,7 +5,9 @@
 // Runs in its own blocking actor (the client is synchronous); it applies records in batches
 // and waits for each batch to be applied, so a large tree never piles up in a mailbox.
 // Candidates are tried in order until one succeeds; the result goes to `owner` as
-// (fetched_atom, bool ok, std::string detail).
+// (fetched_atom, bool ok, std::string detail). With `probe` the candidates are guesses (the
+// peers of kv.hostmap, tried before the ping protocol named one): they may not serve yet, so a
+// failure is logged at debug level only and each gets 2 s instead of 10 to answer.
 //
 // A peer that requires a login gets one from `auth` (the `kv.conn.auth` spec, client_auth.hpp);
 // when the spec is missing, unusable or refused the log names the peer and the reason.
@@ -32,6 +34,7 @@ struct peer_address_entry {
 caf::actor spawn_peer_fetch(caf::actor_system& sys, std::string own_name,
                             std::vector<peer_address_entry> peers, caf::actor store,
                             caf::actor owner, std::string auth = {},
-                            std::optional<tls_client_config> tls = std::nullopt);
+                            std::optional<tls_client_config> tls = std::nullopt,
+                            bool probe = false);
 
 }  // namespace moatkv
