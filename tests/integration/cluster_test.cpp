@@ -705,6 +705,28 @@ TEST_SUITE("cluster") {
                       "a garbage update was applied: " << p << " = " << debug_string(e.data));
   }
 
+  TEST_CASE("cluster: a joining node fetches from kv.hostmap without waiting for a ping") {
+    // A 30 s ping cycle: through the ping protocol alone n2 would wait for n1's next ping
+    // (up to cycle + 2 gap). With the hostmap it asks n1 as soon as its broker link is up.
+    mosquitto_process broker;
+    temp_dir dir;
+    auto ports = pick_ports({"h0", "h1", "h2"});
+    cluster_node_config cfg;
+    cfg.mqtt_uri = broker.uri();
+    cfg.ping_cycle = 30;
+    cfg.ping_gap = 2;
+    cfg.hostmap = ports;  // h0 (asked first) never starts: a peer that does not serve is skipped
+    cluster_node h1(dir, "h1", ports["h1"], cfg, "init-h1");
+    set_value(h1, "joined.x", value("from h1"));
+    cluster_node h2(dir, "h2", ports["h2"], cfg);
+    MESSAGE("h2 serving after " << ms_text(h2.ready_after()));
+    CHECK(h2.ready_after() < 10s);
+    CHECK(get_value(h2, "joined.x") == std::optional<value>(value("from h1")));
+    // And it replicates like any member.
+    set_value(h2, "joined.y", value(2));
+    CHECK(wait_value_everywhere({&h1, &h2}, "joined.y", value(2), replicate_timeout));
+  }
+
   TEST_CASE("cluster: writers wait while the broker lags, so no update is dropped") {
     // A queue of 3000 publications at most: 40 000 pipelined sets outrun the broker (about
     // 30 000/s here) and overflowed it before the writers were held back at `high`.
