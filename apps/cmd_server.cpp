@@ -30,8 +30,10 @@
 #include "messages/node_messages.hpp"
 #include "messages/path_syntax.hpp"
 #include "messages/persist_messages.hpp"
+#include "messages/remote_api.hpp"
 #include "transport/client_listener.hpp"
 #include "transport/mqtt_bridge.hpp"
+#include "transport/remote_api.hpp"
 #include "transport/serf_bridge.hpp"
 #include "transport/tls_channel.hpp"
 
@@ -242,6 +244,31 @@ std::map<std::string, std::pair<std::string, uint16_t>> hostmap(const node_confi
   return out;
 }
 
+// kv.server.remote: where the remote actor interface is published (issue 7).
+struct remote_options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 27587;  // 0: off
+  bool port_given = false;
+};
+
+remote_options remote_config(const node_config& cfg) {
+  remote_options ro;
+  YAML::Node r = cfg.get("kv.server.remote");
+  if (!r.IsDefined() || r.IsNull()) return ro;
+  if (!r.IsMap()) throw config_error("kv.server.remote must be a map {host: HOST, port: PORT}");
+  ro.host = cfg.get_string("kv.server.remote.host", ro.host);
+  if (ro.host.empty()) throw config_error("kv.server.remote.host must not be empty");
+  YAML::Node p = r["port"];
+  if (p.IsDefined() && !p.IsNull()) {
+    int64_t port = cfg.get_int("kv.server.remote.port", ro.port);
+    if (!p.IsScalar() || port < 0 || port > 65535)
+      throw config_error("kv.server.remote.port must be 0 (off) or a port number (1-65535)");
+    ro.port = static_cast<uint16_t>(port);
+    ro.port_given = true;
+  }
+  return ro;
+}
+
 int run_server(const global_options& g, const server_options& so) {
   node_config cfg = g.config();
   std::string backend = cfg.get_string("kv.server.backend", "none");
@@ -300,6 +327,7 @@ int run_server(const global_options& g, const server_options& so) {
   } else if (ssl.IsDefined() && !ssl.IsNull() && !(ssl.IsScalar() && !ssl.as<bool>(true))) {
     throw config_error("kv.server.bind_default.ssl must be false or {cert: FILE, key: FILE}");
   }
+  remote_options ropts = remote_config(cfg);
 
   // Signals are taken by sigwait below; block them before CAF starts its threads.
   sigset_t sigs;
@@ -310,6 +338,7 @@ int run_server(const global_options& g, const server_options& so) {
 
   caf::actor_system_config ccfg;
   ccfg.load<caf::io::middleman>();
+  add_remote_api_types(ccfg);
   // Measured (DEPENDENCIES.md): the sharing scheduler has a third of the work-stealing latency
   // for request/reply round trips on 2 cores.
   ccfg.set("scheduler.policy", caf::atom("sharing"));
@@ -349,9 +378,8 @@ int run_server(const global_options& g, const server_options& so) {
       if (!(0 <= mo.backlog_low && mo.backlog_low < mo.backlog_high &&
             mo.backlog_high <= mo.max_buffered))
         throw config_error("kv.server.mqtt.queue needs 0 <= low < high <= max (now " +
-                           std::to_string(mo.backlog_low) + ", " +
-                           std::to_string(mo.backlog_high) + ", " +
-                           std::to_string(mo.max_buffered) + ")");
+                           std::to_string(mo.backlog_low) + ", " + std::to_string(mo.backlog_high) +
+                           ", " + std::to_string(mo.max_buffered) + ")");
       mo.client_id = "moatkv-" + so.name + "-" + std::to_string(::getpid());
       make_bridge = [&sys, mo](caf::actor owner) { return spawn_mqtt_bridge(sys, mo, owner); };
     } else {
@@ -383,6 +411,27 @@ int run_server(const global_options& g, const server_options& so) {
     throw config_error(lh.error);
   }
   spdlog::info("moatkv node {} serving clients on {}:{}", so.name, lopts.host, lh.port);
+  // The remote actor interface. A port set in the config must be available; the default one
+  // may be taken by another node on this machine (a local cluster, tests), which then serves
+  // the msgpack protocol only.
+  remote_api_handle remote;
+  if (ropts.port != 0) {
+    remote_api_limits rlimits;
+    rlimits.max_watches = lopts.session.max_watches;
+    rlimits.max_connections = lopts.session.max_connections;
+    rlimits.connections = lopts.session.connections;  // one count for both kinds of client
+    remote = start_remote_api(sys, store, ropts.host, ropts.port, rlimits);
+    if (!remote.actor && ropts.port_given) {
+      caf::anon_send_exit(lh.actor, caf::exit_reason::user_shutdown);
+      if (gossip) caf::anon_send_exit(gossip, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+      throw config_error(remote.error + " (kv.server.remote)");
+    }
+    if (remote.actor)
+      spdlog::info("remote actors on {}:{}", ropts.host, remote.port);
+    else
+      spdlog::warn("{}; remote actors are off (set kv.server.remote.port)", remote.error);
+  }
   // One fwrite for the whole line: with std::cout each `<<` is its own stdio write, and a log
   // line from another thread (spdlog writes to stdout too) could land in the middle of it,
   // breaking the line that scripts and tests wait for.
@@ -413,6 +462,9 @@ int run_server(const global_options& g, const server_options& so) {
       break;
     }
   }
+  // Remote sessions first: they count as connections below, and their clients get their
+  // down_msg now rather than after the grace period.
+  stop_remote_api(sys, remote);
   // Let sessions whose clients already hung up finish before the listener (linked to them)
   // ends: CAF 0.17 never frees a connection that is still open when its broker is killed.
   // Clients that stay connected are cut off after the grace period.

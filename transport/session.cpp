@@ -19,6 +19,8 @@ namespace moatkv {
 
 namespace {
 
+// Shared by every kind of connection (msgpack sessions, remote actor sessions): the tree_store
+// keys its connection state by this number.
 std::atomic<uint64_t> next_connection_id{1};
 
 // Sent to itself by a TLS session: the handshake did not finish in time.
@@ -385,7 +387,7 @@ void take_reply(session_broker* self, int64_t seq, action_result res) {
 caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl, caf::actor store,
                            std::shared_ptr<tock_clock> clock, session_options opts) {
   auto& st = self->state;
-  st.conn = next_connection_id.fetch_add(1);
+  st.conn = new_connection_id();
   st.hdl = hdl;
   st.store = store;
   st.clock = std::move(clock);
@@ -525,6 +527,10 @@ caf::behavior session_impl(session_broker* self, caf::io::connection_handle hdl,
 }
 
 }  // namespace
+
+uint64_t new_connection_id() {
+  return next_connection_id.fetch_add(1);
+}
 
 void start_session(caf::io::broker* listener, caf::io::connection_handle hdl, caf::actor store,
                    std::shared_ptr<tock_clock> clock, session_options opts) {

@@ -51,6 +51,10 @@ struct session_options {
   std::chrono::milliseconds tls_handshake_timeout{5000};
 };
 
+/// A fresh connection number for the tree_store (never 0; unique in the process, whatever kind
+/// of connection asks: the remote actor sessions of transport/remote_api.hpp use it too).
+uint64_t new_connection_id();
+
 /// Fork a session broker that takes over `hdl`; it is linked to `listener`, so stopping the
 /// listener ends every session (the actor system cannot shut down while one lives).
 void start_session(caf::io::broker* listener, caf::io::connection_handle hdl, caf::actor store,

@@ -32,6 +32,7 @@ std::string node_yaml(const cluster_node_config& cfg) {
     y << "    serf:\n      host: 127.0.0.1\n      port: " << cfg.serf_rpc_port << "\n";
   y << "    ping:\n      cycle: " << cfg.ping_cycle << "\n      gap: " << cfg.ping_gap << "\n";
   if (!cfg.state_dir.empty()) y << "    state:\n      dir: \"" << cfg.state_dir << "\"\n";
+  y << "    remote:\n      port: 0\n";  // its default port is fixed: several nodes would share it
   if (!cfg.hostmap.empty()) {
     y << "  hostmap:\n";
     for (const auto& [name, port] : cfg.hostmap)

@@ -279,6 +279,10 @@ std::vector<std::string> server_argv(const std::string& name,
   // Loopback only, on a free port chosen by the kernel (the node prints it).
   argv.insert(argv.end(), {"-C", "kv.server.bind_default.host=127.0.0.1", "-C",
                            "kv.server.bind_default.port=0"});
+  // The remote actor interface only where a test asks for it: its default port is fixed.
+  bool remote = false;
+  for (const auto& a : extra) remote = remote || a.rfind("kv.server.remote", 0) == 0;
+  if (!remote) argv.insert(argv.end(), {"-C", "kv.server.remote.port=0"});
   return argv;
 }
 
