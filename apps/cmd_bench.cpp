@@ -13,6 +13,10 @@
 //   sync     a node that is joining a cluster (-p): the time from the start of this command
 //            until it holds all --count entries that `set --prefix PREFIX --count N` wrote
 //            elsewhere (start it right after the node)
+//
+// set/get take --transport caf: each connection is then a remote_client attached to the node's
+// remote actor interface (kv.server.remote, issue 7) with one request in flight; the fill of
+// `get` still goes over msgpack.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -28,6 +32,7 @@
 #include "actors/tree_store/depth_compression.hpp"
 #include "apps/commands.hpp"
 #include "transport/client_connection.hpp"
+#include "transport/remote_client.hpp"
 
 namespace moatkv {
 
@@ -50,6 +55,8 @@ struct bench_options {
   double wait_s = 120;                // converge / sync: give up after this long
   std::string run_tag;                // the "s" of this run's values (20 chars)
   int64_t qlen = 0;                   // tree: the request's flow-control window (0: connection's)
+  std::string transport = "msgpack";  // set/get: msgpack | caf
+  int remote_port = 0;                // caf: the node's remote actor port (0: from the config)
 };
 
 struct bench_result {
@@ -105,9 +112,29 @@ std::unique_ptr<client_connection> open_connection(const std::string& host, uint
   return bench_setup->connect(host, port);
 }
 
+// One connection's share of a set/get run over the remote actor interface: one request at a
+// time (remote_client is blocking).
+void run_requests_caf(const bench_options& o, const std::string& host, int conn, int64_t n,
+                      bool is_set, std::vector<double>& lat) {
+  remote_client rc(host, static_cast<uint16_t>(o.remote_port),
+                   remote_client_options{bench_setup->options.timeout});
+  if (bench_setup->auth) rc.login(*bench_setup->auth);
+  lat.reserve(static_cast<size_t>(n));
+  value no_chain(map{{"nchain", 0}});
+  for (int64_t i = 0; i < n; ++i) {
+    auto t0 = bench_clock::now();
+    if (is_set)
+      rc.set(key_path(o, conn, i), sample_value(o, i), no_chain);
+    else
+      rc.get(key_path(o, conn, i));
+    lat.push_back(std::chrono::duration<double, std::micro>(bench_clock::now() - t0).count());
+  }
+}
+
 // One connection's share of a set/get run: keep `pipeline` requests in flight.
 void run_requests(const bench_options& o, const std::string& host, uint16_t port, int conn,
                   int64_t n, bool is_set, std::vector<double>& lat) {
+  if (o.transport == "caf") return run_requests_caf(o, host, conn, n, is_set, lat);
   auto cp = open_connection(host, port);
   client_connection& c = *cp;
   lat.reserve(static_cast<size_t>(n));
@@ -408,11 +435,23 @@ void add_bench_command(CLI::App& app, global_options& g) {
       ->check(CLI::Range(int64_t{4}, int64_t{1000000}));
   cmd->add_option("--pid", o->pid, "memory: the process ID of the (local) node")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--transport", o->transport,
+                  "set/get: msgpack (the client protocol) or caf (the remote actor interface, "
+                  "one request in flight per connection)")
+      ->check(CLI::IsMember({"msgpack", "caf"}));
+  cmd->add_option("--remote-port", o->remote_port,
+                  "caf: the node's remote actor port (default: kv.server.remote.port, 27587)")
+      ->check(CLI::Range(1, 65535));
   cmd->add_option("--wait", o->wait_s, "converge/sync: give up after this many seconds")
       ->check(CLI::PositiveNumber);
   cmd->callback([&g, o] {
     if (o->mode == "memory" && o->pid <= 0)
       throw CLI::ValidationError("--pid", "memory needs --pid");
+    if (o->transport == "caf" && o->mode != "set" && o->mode != "get")
+      throw CLI::ValidationError("--transport", "caf is for the modes set and get");
+    if (o->transport == "caf" && o->pipeline != 1)
+      throw CLI::ValidationError("--transport",
+                                 "caf sends one request at a time per connection (--pipeline 1)");
     o->run_tag = make_run_tag();
     if (o->prefix.empty())
       o->prefix = o->mode == "memory" ? "bench_memory_" + o->run_tag.substr(4)
@@ -423,6 +462,12 @@ void add_bench_command(CLI::App& app, global_options& g) {
     uint16_t port = g.connect_port(cfg);
     client_setup setup = g.setup(cfg);
     bench_setup = &setup;
+    if (o->transport == "caf" && o->remote_port == 0) {
+      int64_t rp = cfg.get_int("kv.server.remote.port", 27587);
+      if (rp <= 0 || rp > 65535)
+        throw CLI::ValidationError("--remote-port", "kv.server.remote.port is off: give one");
+      o->remote_port = static_cast<int>(rp);
+    }
     bench_result r;
     if (o->mode == "set") {
       r = run_parallel(*o, host, port, true);
@@ -431,6 +476,7 @@ void add_bench_command(CLI::App& app, global_options& g) {
       if (!o->no_fill) {
         bench_options fill = *o;
         fill.pipeline = std::max(o->pipeline, 64);
+        fill.transport = "msgpack";
         run_parallel(fill, host, port, true);
       }
       r = run_parallel(*o, host, port, false);
