@@ -561,9 +561,9 @@ caf::behavior tree_store_impl(tree_store_actor* self, tree_store_options opts,
         auto& st = self->state;
         st.backlog = high;
         if (high) return;
-        // Run what waited, in order, unless the broker falls behind again meanwhile (each
-        // batch's updates reach the bridge as messages after this handler, so that is seen
-        // only by the next release).
+        // Run everything that waited, in order. Their updates reach the bridge only after this
+        // handler, so a new backlog they cause holds later batches, not these. Batches of
+        // connections that closed meanwhile are dropped: their writes were never acknowledged.
         auto held = std::move(st.held_batches);
         st.held_batches.clear();
         st.held_batches_per_conn.clear();
