@@ -246,36 +246,42 @@ auth_spec parse_auth_spec(const std::string& text, const prompt_function& prompt
   return s;
 }
 
-const std::string& ensure_session_key(client_connection& conn, int64_t length) {
-  if (!conn.session_key().empty()) return conn.session_key();
+std::string dh_session_key(const std::function<value(map)>& request, int64_t length) {
   auth::dh_exchange dh(auth::dh_group_for_length(length));
-  value reply =
-      conn.request("diffie_hellman", {{"pubkey", bin{dh.public_key()}}, {"length", length}});
+  value reply = request({{"pubkey", bin{dh.public_key()}}, {"length", length}});
   const value* pk = reply.find("pubkey");
   if (!pk || !pk->is_bin())
     throw client_error("the server's diffie_hellman reply has no pubkey: " + debug_string(reply));
   try {
-    conn.set_session_key(dh.shared_key(pk->as_bin()));
+    return dh.shared_key(pk->as_bin());
   } catch (const auth::auth_error& e) {
     throw client_error(std::string("the server's Diffie-Hellman key is unusable: ") + e.what());
   }
+}
+
+const std::string& ensure_session_key(client_connection& conn, int64_t length) {
+  if (conn.session_key().empty())
+    conn.set_session_key(dh_session_key(
+        [&](map fields) { return conn.request("diffie_hellman", std::move(fields)); }, length));
   return conn.session_key();
 }
 
-void authenticate(client_connection& conn, const auth_spec& spec) {
+map auth_request(const auth_spec& spec, const std::string& session_key) {
   array root = spec.chroot;
   if (spec.method == "password") {
-    const std::string& key = ensure_session_key(conn);
     map msg{{"typ", "password"},
             {"ident", spec.ident()},
-            {"password", bin{auth::wrap_password(key, spec.param("password")->as_str())}}};
+            {"password", bin{auth::wrap_password(session_key, spec.param("password")->as_str())}}};
     if (!root.empty()) msg.emplace_back("root", std::move(root));
-    send_auth(conn, std::move(msg));
-    return;
+    return msg;
   }
-  send_auth(
-      conn,
-      {{"typ", spec.method}, {"root", std::move(root)}, {"ident", spec.ident()}, {"data", map{}}});
+  return {
+      {"typ", spec.method}, {"root", std::move(root)}, {"ident", spec.ident()}, {"data", map{}}};
+}
+
+void authenticate(client_connection& conn, const auth_spec& spec) {
+  std::string key = spec.method == "password" ? ensure_session_key(conn) : std::string();
+  send_auth(conn, auth_request(spec, key));
 }
 
 void login(client_connection& conn, const auth_spec* spec) {

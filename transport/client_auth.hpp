@@ -75,9 +75,18 @@ void split_arg(const std::string& token, map& kw, const prompt_function& prompt)
 /// Parses and validates an `-a` / `kv.conn.auth` string (see the file comment).
 auth_spec parse_auth_spec(const std::string& text, const prompt_function& prompt = terminal_prompt);
 
+/// The client side of a Diffie-Hellman exchange over any transport: `request` sends the
+/// `diffie_hellman` request's fields ({pubkey, length}) and returns the reply. Returns the
+/// 32-byte SecretBox key. `length` selects the group as the original does (1024 → 14).
+std::string dh_session_key(const std::function<value(map)>& request, int64_t length = 1024);
+
 /// Runs the Diffie-Hellman exchange unless the connection already has a session key; returns
-/// the 32-byte SecretBox key. `length` selects the group as the original does (1024 → 14).
+/// the key (dh_session_key over this connection).
 const std::string& ensure_session_key(client_connection& conn, int64_t length = 1024);
+
+/// The fields of the `auth` request for `spec` (transport-independent). `session_key`: the
+/// Diffie-Hellman key, used by the password method only (empty for the others).
+map auth_request(const auth_spec& spec, const std::string& session_key);
 
 /// Sends the login for `spec` and waits for its end (no greeting checks; on a connection that
 /// is already logged in the server only verifies it — `auth user auth`). Throws server_error

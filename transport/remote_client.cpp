@@ -3,7 +3,6 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
-#include "actors/auth/password_crypto.hpp"
 #include "messages/msgpack_codec.hpp"
 #include "messages/remote_api.hpp"
 
@@ -137,33 +136,11 @@ void remote_client::auth(const value& request) {
 }
 
 void remote_client::login(const auth_spec& spec) {
-  array root = spec.chroot;
-  if (spec.method == "password") {
-    // As client_auth's ensure_session_key + authenticate, over this session.
-    std::string& key = impl_->session_key;
-    if (key.empty()) {
-      const int64_t length = 1024;
-      auth::dh_exchange dh(auth::dh_group_for_length(length));
-      value reply =
-          diffie_hellman(value(map{{"pubkey", bin{dh.public_key()}}, {"length", length}}));
-      const value* pk = reply.find("pubkey");
-      if (!pk || !pk->is_bin())
-        throw client_error("the node's diffie_hellman reply has no pubkey: " + debug_string(reply));
-      try {
-        key = dh.shared_key(pk->as_bin());
-      } catch (const auth::auth_error& e) {
-        throw client_error(std::string("the node's Diffie-Hellman key is unusable: ") + e.what());
-      }
-    }
-    map msg{{"typ", "password"},
-            {"ident", spec.ident()},
-            {"password", bin{auth::wrap_password(key, spec.param("password")->as_str())}}};
-    if (!root.empty()) msg.emplace_back("root", std::move(root));
-    auth(value(std::move(msg)));
-    return;
-  }
-  auth(value(map{
-      {"typ", spec.method}, {"root", std::move(root)}, {"ident", spec.ident()}, {"data", map{}}}));
+  // The same messages as client_auth's authenticate, over this session.
+  std::string& key = impl_->session_key;
+  if (spec.method == "password" && key.empty())
+    key = dh_session_key([&](map fields) { return diffie_hellman(value(std::move(fields))); });
+  auth(value(auth_request(spec, key)));
 }
 
 bool remote_client::wait_down(std::chrono::milliseconds timeout) {
