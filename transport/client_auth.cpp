@@ -284,9 +284,9 @@ void authenticate(client_connection& conn, const auth_spec& spec) {
   send_auth(conn, auth_request(spec, key));
 }
 
-void login(client_connection& conn, const auth_spec* spec) {
-  const value* a = conn.greeting().find("auth");
-  if (!a || !a->is_array() || a->as_array().empty() || a->as_array()[0].is_nil()) return;
+bool login_needed(const value& greeting, const auth_spec* spec) {
+  const value* a = greeting.is_map() ? greeting.find("auth") : nullptr;
+  if (!a || !a->is_array() || a->as_array().empty() || a->as_array()[0].is_nil()) return false;
   const array& methods = a->as_array();
   std::string required =
       methods[0].is_str() ? methods[0].as_str() : python_repr(methods[0]);  // always str
@@ -302,7 +302,11 @@ void login(client_connection& conn, const auth_spec* spec) {
                             "' auth: the server requires '" + required +
                             "' (methods configured there: " + all + ")");
   }
-  authenticate(conn, *spec);
+  return true;
+}
+
+void login(client_connection& conn, const auth_spec* spec) {
+  if (login_needed(conn.greeting(), spec)) authenticate(conn, *spec);
 }
 
 }  // namespace moatkv

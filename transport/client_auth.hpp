@@ -93,6 +93,10 @@ map auth_request(const auth_spec& spec, const std::string& session_key);
 /// when the server refuses (e.g. "AuthFailedError('Password hashes do not match', 'joe')").
 void authenticate(client_connection& conn, const auth_spec& spec);
 
+/// Whether a server with this greeting wants a login, and that `spec` is the method it wants
+/// (the checks of `login`, for any transport). Throws client_auth_error as `login` does.
+bool login_needed(const value& greeting, const auth_spec* spec);
+
 /// The original client's login after the greeting (see the file comment). `spec` may be null.
 /// Throws client_auth_error (login required / wrong method) or server_error (refused).
 void login(client_connection& conn, const auth_spec* spec);

@@ -180,6 +180,28 @@ bool client_connection::fill(clock::time_point deadline) {
   }
 }
 
+bool client_connection::receive_available() {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0 && tls_) {
+      std::string plain = tls_->feed_encrypted(std::string_view(buf, static_cast<size_t>(n)));
+      if (tls_->failed()) throw client_error(tls_->error());
+      if (tls_->has_encrypted()) write_all({});
+      decoder_.feed(plain.data(), plain.size());
+      return true;
+    }
+    if (n > 0) {
+      decoder_.feed(buf, static_cast<size_t>(n));
+      return true;
+    }
+    if (n == 0) throw_closed();
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    throw client_error(std::string("read from the server failed: ") + strerror(errno));
+  }
+}
+
 // A TLS-only node closes a clear-text client (which waits for the greeting in silence) after
 // its handshake timeout; the bare symptom would not tell the user what to change.
 std::string client_connection::tls_hint() const {

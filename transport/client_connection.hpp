@@ -68,6 +68,10 @@ class client_connection {
   /// The next message if it is already complete in the receive buffer (no I/O), else nullopt.
   /// A pipelining client drains these before it blocks again.
   std::optional<value> poll_message();
+  /// Reads what the socket holds now, without waiting; false when it held nothing. Throws
+  /// client_error when the server closed the connection. For callers that wait on fd()
+  /// themselves (the client library's I/O thread).
+  bool receive_available();
 
   /// While corked, sends collect in a buffer; uncork() sends them in one write. A pipelining
   /// client corks around a burst of requests, so a burst costs one system call, not one each.
