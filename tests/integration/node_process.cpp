@@ -276,9 +276,12 @@ std::vector<std::string> server_argv(const std::string& name,
                                      const std::vector<std::string>& extra) {
   std::vector<std::string> argv{moatkv_binary(), "server", name};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  // Loopback only, on a free port chosen by the kernel (the node prints it).
-  argv.insert(argv.end(), {"-C", "kv.server.bind_default.host=127.0.0.1", "-C",
-                           "kv.server.bind_default.port=0"});
+  // Loopback only, on a free port chosen by the kernel (the node prints it), unless the test
+  // names one (a node restarted where its clients expect it).
+  bool port = false;
+  for (const auto& a : extra) port = port || a.rfind("kv.server.bind_default.port=", 0) == 0;
+  argv.insert(argv.end(), {"-C", "kv.server.bind_default.host=127.0.0.1"});
+  if (!port) argv.insert(argv.end(), {"-C", "kv.server.bind_default.port=0"});
   // The remote actor interface only where a test asks for it: its default port is fixed.
   bool remote = false;
   for (const auto& a : extra) remote = remote || a.rfind("kv.server.remote", 0) == 0;

@@ -105,7 +105,8 @@ command_result run_moatkv(const std::vector<std::string>& args,
                           std::optional<std::string> stdin_data = std::nullopt,
                           std::chrono::milliseconds timeout = 20s);
 
-/// A `moatkv server NAME EXTRA… -C kv.server.bind_default.port=0` node on 127.0.0.1.
+/// A `moatkv server NAME EXTRA… -C kv.server.bind_default.port=0` node on 127.0.0.1 (the port
+/// only when EXTRA names none).
 /// The constructor returns once the node printed `moatkv node NAME serving on HOST:PORT`
 /// (throws std::runtime_error with the node's output if that does not happen within
 /// `ready_timeout` or the node exits first).
