@@ -1,28 +1,33 @@
-// attach_write_read: the blocking C++ client of a node's remote actor interface
-// (transport/remote_client.hpp) in a few lines. It attaches, writes some values under PREFIX,
-// reads each back, lists the subtree and exits 0; 1 if anything failed.
+// attach_write_read: the C++ client library (transport/kv_client.hpp) in a few lines, attached
+// to a node's remote actor interface. It writes some values under PREFIX, reads each back,
+// lists the subtree and exits 0; 1 if anything failed.
 //
-//   usage: attach_write_read HOST PORT [PREFIX]      (PREFIX defaults to `example`)
+//   usage: attach_write_read HOST PORT [PREFIX] [TRANSPORT]
+//          PREFIX defaults to `example`; TRANSPORT is `caf` (default: PORT is the node's
+//          kv.server.remote.port) or `msgpack` (PORT is its client port) — the same code runs
+//          over both.
 //
-// remote_client runs its own small actor system, so a program needs no CAF code of its own;
-// watch_reactor.cpp shows the same interface used from an actor.
+// The client runs its own I/O thread (and, over caf, a small actor system), so a program needs
+// no CAF code of its own; watch_reactor.cpp shows the remote interface used from an actor.
 #include <iostream>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "messages/path_syntax.hpp"
-#include "transport/remote_client.hpp"
+#include "transport/kv_client.hpp"
 
 using namespace moatkv;
 
 int main(int argc, char** argv) {
-  if (argc < 3 || argc > 4) {
-    std::cerr << "usage: attach_write_read HOST PORT [PREFIX]" << std::endl;
+  std::optional<client_transport> transport = parse_client_transport(argc >= 5 ? argv[4] : "caf");
+  if (argc < 3 || argc > 5 || !transport) {
+    std::cerr << "usage: attach_write_read HOST PORT [PREFIX] [caf|msgpack]" << std::endl;
     return 2;
   }
   try {
-    const value prefix = parse_path(argc == 4 ? argv[3] : "example");
+    const value prefix = parse_path(argc >= 4 ? argv[3] : "example");
     auto under = [&](array rest) {
       array elems = prefix.elements();
       elems.insert(elems.end(), rest.begin(), rest.end());
@@ -35,8 +40,13 @@ int main(int argc, char** argv) {
     };
 
     // Every request has a timeout (10 s by default): nothing here can hang on a dead node.
-    remote_client kv(argv[1], static_cast<uint16_t>(std::stoul(argv[2])));
-    if (const value* node = kv.greeting().find("node"))
+    kv_client_options opts;
+    opts.transport = *transport;
+    opts.host = argv[1];
+    opts.port = static_cast<uint16_t>(std::stoul(argv[2]));
+    kv_client kv(opts);
+    const value greeting = kv.greeting();  // a copy: the client may reconnect meanwhile
+    if (const value* node = greeting.find("node"))
       std::cout << "attached to node " << debug_string(*node) << std::endl;
 
     for (const auto& [path, v] : entries) {
@@ -44,7 +54,7 @@ int main(int argc, char** argv) {
       std::cout << "set " << format_path(path) << " = " << debug_string(v) << std::endl;
     }
     for (const auto& [path, v] : entries) {
-      value reply = kv.get(path);  // {value, tock}, or {} when the entry has no value
+      value reply = kv.get(path);  // {value, tock}, or {tock} when the entry has no value
       const value* got = reply.find("value");
       std::cout << "get " << format_path(path) << " -> "
                 << (got ? debug_string(*got) : "(no value)") << std::endl;
@@ -55,8 +65,7 @@ int main(int argc, char** argv) {
     }
     // get_tree: one record per entry, with its full path, in tree order.
     std::cout << "tree of " << format_path(prefix) << ":" << std::endl;
-    const value tree = kv.get_tree(prefix);  // kept: a loop over a temporary's member dangles
-    for (const value& rec : tree.as_array()) {
+    for (const value& rec : kv.get_tree(prefix)) {
       const value* p = rec.find("path");
       const value* v = rec.find("value");
       if (p && v) std::cout << "  " << format_path(*p) << " = " << debug_string(*v) << std::endl;

@@ -78,6 +78,17 @@ TEST_CASE_FIXTURE(example_node, "examples: attach_write_read writes what msgpack
   CHECK(get("example.nested.list") == value(array{1, 2.5, "three"}));
 }
 
+TEST_CASE_FIXTURE(example_node, "examples: attach_write_read runs the same over msgpack") {
+  child_process p({example_binary("attach_write_read"), "127.0.0.1", std::to_string(node.port()),
+                   "viamsgpack", "msgpack"},
+                  captured);
+  std::optional<int> code = p.wait_exit(20s);
+  REQUIRE_MESSAGE(code, "attach_write_read did not exit: " << p.stdout_text());
+  CHECK_MESSAGE(*code == 0, p.stdout_text() << p.stderr_text());
+  CHECK(p.stdout_text().find("  viamsgpack.nested.list = ") != std::string::npos);
+  CHECK(get("viamsgpack.answer") == value(42));
+}
+
 TEST_CASE("examples: attach_write_read fails cleanly without a node") {
   child_process p(
       {example_binary("attach_write_read"), "127.0.0.1", std::to_string(free_loopback_port())},
