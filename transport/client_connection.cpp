@@ -149,7 +149,6 @@ int64_t client_connection::send_request(const std::string& action, map params) {
 }
 
 bool client_connection::fill(clock::time_point deadline) {
-  char buf[65536];
   for (;;) {
     // The deadline is at most timeout_ away (read_message), so waiting in slices of timeout_
     // ends in time, and the socket option changes only when the timeout does.
@@ -159,7 +158,19 @@ bool client_connection::fill(clock::time_point deadline) {
       setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
       rcv_timeout_ = timeout_;
     }
-    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (receive(0)) return true;
+    if (clock::now() >= deadline) return false;  // SO_RCVTIMEO ran out
+  }
+}
+
+bool client_connection::receive_available() {
+  return receive(MSG_DONTWAIT);
+}
+
+bool client_connection::receive(int flags) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd_, buf, sizeof buf, flags);
     if (n > 0 && tls_) {
       std::string plain = tls_->feed_encrypted(std::string_view(buf, static_cast<size_t>(n)));
       if (tls_->failed()) throw client_error(tls_->error());
@@ -173,32 +184,9 @@ bool client_connection::fill(clock::time_point deadline) {
     }
     if (n == 0) throw_closed();
     if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
-      throw client_error(std::string("read from the server failed: ") + strerror(errno) +
-                         tls_hint());
-    if (clock::now() >= deadline) return false;  // SO_RCVTIMEO ran out
-  }
-}
-
-bool client_connection::receive_available() {
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
-    if (n > 0 && tls_) {
-      std::string plain = tls_->feed_encrypted(std::string_view(buf, static_cast<size_t>(n)));
-      if (tls_->failed()) throw client_error(tls_->error());
-      if (tls_->has_encrypted()) write_all({});
-      decoder_.feed(plain.data(), plain.size());
-      return true;
-    }
-    if (n > 0) {
-      decoder_.feed(buf, static_cast<size_t>(n));
-      return true;
-    }
-    if (n == 0) throw_closed();
-    if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-    throw client_error(std::string("read from the server failed: ") + strerror(errno));
+    throw client_error(std::string("read from the server failed: ") + strerror(errno) +
+                       tls_hint());
   }
 }
 

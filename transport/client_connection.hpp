@@ -102,6 +102,9 @@ class client_connection {
 
  private:
   bool fill(clock::time_point deadline);
+  /// One recv (flags: 0 waits up to SO_RCVTIMEO, MSG_DONTWAIT not at all) into the decoder;
+  /// false when nothing came. Throws client_error on close or failure.
+  bool receive(int flags);
   void write_all(const std::string& bytes);
   void send_bytes(const char* data, size_t size);
   [[noreturn]] void throw_closed() const;
