@@ -292,6 +292,9 @@ class caf_link final : public client_link {
         .receive([&](packed_value& g) { greeting_ = unpack(g); },
                  [&](caf::error& e) { failed = std::move(e); });
     if (failed) {
+      // A refusal by the node ("too many connections"), worded as over msgpack.
+      if (std::string refusal = remote_error_text(failed); !refusal.empty())
+        throw client_error("the server refused the connection: " + refusal);
       std::string text =
           failed == caf::sec::request_timeout
               ? "no reply from the node within " + std::to_string(o.timeout.count()) + " ms"

@@ -1,25 +1,27 @@
 // The remote actor interface (issue 7) against a real node process: C++ clients attach through
-// the CAF middleman (transport/remote_client.hpp) and see the same store as msgpack clients,
-// get watch notifications as messages in order, are refused before a required login, and
-// notice a killed node at once instead of hanging.
+// the CAF middleman (the client library's caf transport, transport/kv_client.hpp, or the typed
+// interface itself) and see the same store as msgpack clients, get watch notifications as
+// messages in order, are refused before a required login, meet the limits of msgpack clients,
+// and see a stopping node end their session. (A killed node and reconnecting: kv_client_test.)
 #include <doctest/doctest.h>
-
-#include <signal.h>
 
 #include <algorithm>
 #include <chrono>
 #include <functional>
-#include <future>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
 #include "actors/auth/password_crypto.hpp"
+#include "messages/remote_api.hpp"
 #include "tests/integration/node_process.hpp"
 #include "tests/integration/service_process.hpp"
 #include "transport/client_auth.hpp"
 #include "transport/client_connection.hpp"
-#include "transport/remote_client.hpp"
+#include "transport/kv_client.hpp"
 
 namespace moatkv::test {
 namespace {
@@ -38,11 +40,59 @@ struct remote_node {
                     {"-I", "Init", "-C", "kv.server.remote.host=127.0.0.1", "-C",
                      "kv.server.remote.port=" + std::to_string(remote_port)}};
 
-  std::unique_ptr<remote_client> attach(std::chrono::milliseconds timeout = 5s) {
-    return std::make_unique<remote_client>("127.0.0.1", remote_port,
-                                           remote_client_options{timeout});
+  kv_client_options caf_options(std::optional<std::string> auth = std::nullopt) const {
+    kv_client_options o;
+    o.transport = client_transport::caf;
+    o.port = remote_port;
+    o.timeout = 5s;
+    o.reconnect = false;
+    if (auth) o.auth = parse_auth_spec(*auth);
+    return o;
+  }
+  std::unique_ptr<kv_client> attach(std::optional<std::string> auth = std::nullopt) const {
+    return std::make_unique<kv_client>(caf_options(std::move(auth)));
   }
   client_connection connect() { return client_connection(node.host(), node.port()); }
+};
+
+// The typed interface without the client library, which logs in before anything else: what a
+// program that skips the login gets from the node.
+struct raw_session {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::unique_ptr<caf::scoped_actor> self;
+  remote_session_actor session;
+  value greeting;
+
+  explicit raw_session(uint16_t port) {
+    cfg.load<caf::io::middleman>();
+    add_remote_api_types(cfg);
+    sys = std::make_unique<caf::actor_system>(cfg);
+    auto api = sys->middleman().remote_actor<remote_api_actor>("127.0.0.1", port);
+    REQUIRE_MESSAGE(api, sys->render(api.error()));
+    self = std::make_unique<caf::scoped_actor>(*sys);
+    (*self)
+        ->request(*api, 5s, rk_attach_atom::value)
+        .receive(
+            [&](caf::actor& s, packed_value& g) {
+              session = caf::actor_cast<remote_session_actor>(s);
+              greeting = unpack(g);
+            },
+            [&](caf::error& e) { FAIL("attach failed: " << sys->render(e)); });
+  }
+  ~raw_session() {
+    session = nullptr;
+    self.reset();
+    sys.reset();
+  }
+  // The refusal text of a get (empty: it was served).
+  std::string get_refusal(const value& path) {
+    std::string out;
+    (*self)
+        ->request(session, 5s, rk_get_atom::value, pack(path), pack(value()))
+        .receive([](packed_value&) {}, [&](caf::error& e) { out = remote_error_text(e); });
+    return out;
+  }
 };
 
 std::string server_error_of(const std::function<void()>& f) {
@@ -70,7 +120,7 @@ TEST_CASE_FIXTURE(remote_node, "remote actors: what one transport writes, the ot
 
   // msgpack -> actor interface, with the chain (nchain as the msgpack protocol has it).
   mc.request("set_value", {{"path", path_of({"ra", "two"})}, {"value", "zwei"}});
-  got = rc->get(path_of({"ra", "two"}), value(map{{"nchain", 2}}));
+  got = rc->get(path_of({"ra", "two"}), {{"nchain", 2}});
   REQUIRE(got.find("value"));
   CHECK(*got.find("value") == value("zwei"));
   REQUIRE(got.find("chain"));
@@ -79,17 +129,16 @@ TEST_CASE_FIXTURE(remote_node, "remote actors: what one transport writes, the ot
 
   // prev: a conditional set is refused with the msgpack protocol's error.
   std::string err = server_error_of([&] {
-    rc->set(path_of({"ra", "one"}), value(43), value(map{{"prev", 41}}));
+    rc->set(path_of({"ra", "one"}), value(43), {{"prev", 41}});
   });
   CHECK(err.find("ClientError") != std::string::npos);
   CHECK(*rc->get(path_of({"ra", "one"})).find("value") == value(42));
 
   // get_tree: full paths, in tree order; enum.
   rc->set(path_of({"ra", "two", "deep"}), value(array{1, 2}));
-  value tree = rc->get_tree(path_of({"ra"}));
-  REQUIRE(tree.is_array());
+  std::vector<value> tree = rc->get_tree(path_of({"ra"}));
   std::vector<std::pair<value, value>> recs;
-  for (const auto& m : tree.as_array())
+  for (const auto& m : tree)
     if (const value* p = m.find("path")) recs.emplace_back(*p, *m.find("value"));
   REQUIRE(recs.size() == 3);
   CHECK(recs[0].first == path_of({"ra", "one"}));
@@ -103,9 +152,9 @@ TEST_CASE_FIXTURE(remote_node, "remote actors: what one transport writes, the ot
   rc->remove(path_of({"ra", "one"}));
   CHECK(mc.request("get_value", {{"path", path_of({"ra", "one"})}}).find("value") == nullptr);
   rc->remove_tree(path_of({"ra"}));
-  CHECK(rc->get_tree(path_of({"ra"})).as_array().empty());
+  CHECK(rc->get_tree(path_of({"ra"})).empty());
 
-  value state = rc->get_state(value(map{{"nodes", true}}));
+  value state = rc->get_state({{"nodes", true}});
   CHECK(state.find("node")->as_str() == "remote1");
 
   // Bad requests are refusals, not crashes: the session and the node go on.
@@ -118,7 +167,7 @@ TEST_CASE_FIXTURE(remote_node, "remote actors: what one transport writes, the ot
 TEST_CASE_FIXTURE(remote_node, "remote actors: watch notifications arrive as messages, in order") {
   auto rc = attach();
   rc->set(path_of({"w", "x"}), value(-1));
-  auto w = rc->watch_tree(path_of({"w"}), value(map{{"fetch", true}}));
+  auto w = rc->watch_tree(path_of({"w"}), {{"fetch", true}});
   // The fetch: the current record, then uptodate.
   auto first = w->next(5s);
   REQUIRE(first);
@@ -137,10 +186,8 @@ TEST_CASE_FIXTURE(remote_node, "remote actors: watch notifications arrive as mes
     CHECK(*ev->find("path") == path_of({"w", "x"}));
     CHECK_MESSAGE(*ev->find("value") == value(i), "event " << i << ": " << debug_string(*ev));
   }
-  CHECK(w->stop());
-  CHECK(!w->next(5s));  // the end message
+  w->stop();
   CHECK(w->ended());
-  CHECK(w->end_info() == value(map{}));
   // Nothing more after the end.
   mc.request("set_value", {{"path", path_of({"w", "x"})}, {"value", 1000}});
   CHECK(!w->next(200ms));
@@ -163,48 +210,22 @@ TEST_CASE("remote actors: with auth on, nothing is served before the login") {
     admin.request("set_value", {{"path", path_of({"sec"})}, {"value", "secret"}});
     admin.request("set_auth_typ", {{"typ", "password"}});
   }
-  auto rc = rn.attach();
-  const value* methods = rc->greeting().find("auth");
+  raw_session raw(rn.remote_port);
+  const value* methods = raw.greeting.find("auth");
   REQUIRE(methods);
   CHECK(methods->elements().front() == value("password"));
-  CHECK(server_error_of([&] { rc->get(path_of({"sec"})); }) == "NoAuthError()");
-  CHECK(server_error_of([&] { rc->set(path_of({"sec"}), value("x")); }) == "NoAuthError()");
-  CHECK(server_error_of([&] { rc->watch_tree(path_of({"sec"})); }) == "NoAuthError()");
-  // A wrong password is refused; the right one opens the session.
+  CHECK(raw.get_refusal(path_of({"sec"})) == "NoAuthError()");
+  // The client library logs in before anything else: a wrong password is refused, the right
+  // one opens the session, none at all is the original client's ClientAuthRequiredError.
   CHECK(server_error_of([&] {
-          rc->login(parse_auth_spec("password name=joe password=wrong1"));
+          rn.attach("password name=joe password=wrong1");
         }).find("AuthFailedError") != std::string::npos);
-  rc->login(parse_auth_spec("password name=joe password=test123"));
+  CHECK_THROWS_WITH_AS(rn.attach(), doctest::Contains("ClientAuthRequiredError"),
+                       client_auth_error);
+  auto rc = rn.attach("password name=joe password=test123");
   CHECK(*rc->get(path_of({"sec"})).find("value") == value("secret"));
   // Another attach is another connection: it has to log in itself.
-  auto other = rn.attach();
-  CHECK(server_error_of([&] { other->get(path_of({"sec"})); }) == "NoAuthError()");
-}
-
-TEST_CASE_FIXTURE(remote_node, "remote actors: a killed node gives a down_msg, not a hang") {
-  auto rc = attach(2s);
-  rc->set(path_of({"k"}), value(1));
-  // Stopped, the node cannot answer: the request below stays pending until the kill.
-  REQUIRE(::kill(node.pid(), SIGSTOP) == 0);
-  auto t0 = steady::now();
-  auto pending = std::async(std::launch::async, [&] {
-    try {
-      rc->get(path_of({"k"}));
-    } catch (const client_error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  });
-  std::this_thread::sleep_for(200ms);  // the request is on its way (nothing observable to poll)
-  REQUIRE(::kill(node.pid(), SIGKILL) == 0);
-  auto killed = steady::now();
-  CHECK(rc->wait_down(1s));
-  CHECK(steady::now() - killed < 1s);
-  REQUIRE(pending.wait_for(5s) == std::future_status::ready);
-  std::string err = pending.get();
-  CHECK(err != "no error");
-  CHECK(steady::now() - t0 < 3s);
-  MESSAGE("pending request failed with: " << err);
+  CHECK(raw_session(rn.remote_port).get_refusal(path_of({"sec"})) == "NoAuthError()");
 }
 
 TEST_CASE_FIXTURE(remote_node, "remote actors: a node stopping with clients attached ends them") {
@@ -213,10 +234,12 @@ TEST_CASE_FIXTURE(remote_node, "remote actors: a node stopping with clients atta
   auto t0 = steady::now();
   CHECK(node.stop() == 0);  // SIGTERM: a clean exit, not the SIGKILL after the grace period
   CHECK(steady::now() - t0 < 3s);
-  CHECK(!w->next(2s));
+  auto end = w->next(2s);  // the end, with the reason
+  REQUIRE(end);
+  CHECK(*end->find("state") == value("end"));
+  CHECK(end->find("error") != nullptr);
   CHECK(w->ended());
-  CHECK(w->end_info().find("error") != nullptr);
-  CHECK(rc->wait_down(1s));
+  CHECK(rc->wait_disconnected(1s));
 }
 
 TEST_CASE("remote actors: the limits of msgpack clients apply to sessions") {
@@ -224,18 +247,20 @@ TEST_CASE("remote actors: the limits of msgpack clients apply to sessions") {
   node_process node{"limits1",
                     {"-I", "Init", "-C", "kv.server.remote.port=" + std::to_string(rport), "-C",
                      "kv.server.limits.streams=2", "-C", "kv.server.limits.connections=2"}};
-  remote_client rc("127.0.0.1", rport);
+  kv_client_options o;
+  o.transport = client_transport::caf;
+  o.port = rport;
+  o.reconnect = false;
+  kv_client rc(o);
   auto w1 = rc.watch_tree(path_of({"a"}));
   auto w2 = rc.watch_tree(path_of({"b"}));
   CHECK(server_error_of([&] { rc.watch_tree(path_of({"c"})); }).find("too many open watches") !=
         std::string::npos);
   w2->stop();
-  CHECK(!w2->next(2s));
   auto w3 = rc.watch_tree(path_of({"c"}));  // a stopped watch frees its place
   // Two connections: this session and one more, of either kind.
   client_connection mc(node.host(), node.port());
-  CHECK_THROWS_WITH_AS(remote_client("127.0.0.1", rport), doctest::Contains("too many connections"),
-                       server_error);
+  CHECK_THROWS_WITH_AS(kv_client{o}, doctest::Contains("too many connections"), client_error);
 }
 
 TEST_CASE("remote actors: bad kv.server.remote settings stop the node with a clear error") {
