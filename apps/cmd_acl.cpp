@@ -32,10 +32,6 @@ namespace {
 
 constexpr std::string_view acl_flags = "rwdcxena";
 
-struct usage_error : std::invalid_argument {
-  using std::invalid_argument::invalid_argument;
-};
-
 struct acl_options {
   std::string name, path;
   std::string modes = "+x";             // set -a

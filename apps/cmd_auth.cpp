@@ -37,11 +37,6 @@ namespace moatkv {
 
 namespace {
 
-/// A command used the wrong way (reported with exit status 2, like other usage errors).
-struct usage_error : std::invalid_argument {
-  using std::invalid_argument::invalid_argument;
-};
-
 struct auth_options {
   std::optional<std::string> method;  // -m (on `auth`)
   bool switch_method = false;         // init -s

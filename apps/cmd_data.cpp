@@ -1,15 +1,19 @@
 // `moatkv data PATH [get|set|delete|list|monitor]`: the original's `moat kv data` commands
-// (batteries.md §8.1, output §8.4).
+// (batteries.md §8.1, output §8.4). They talk to the node through the client library
+// (transport/kv_client.hpp) over --transport: msgpack or the remote actor interface (caf), with
+// the same output for both.
+#include <algorithm>
+#include <chrono>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
-#include "actors/tree_store/depth_compression.hpp"
 #include "apps/commands.hpp"
 #include "apps/yaml_output.hpp"
 #include "messages/literal.hpp"
 #include "messages/path_syntax.hpp"
 #include "transport/client_connection.hpp"
+#include "transport/kv_client.hpp"
 
 namespace moatkv {
 
@@ -27,24 +31,27 @@ struct data_options {
   bool state = false;
 };
 
-std::unique_ptr<client_connection> connect(const global_options& g) {
-  return g.connect();
+// Every data command talks to the node through the client library, over --transport. One-shot
+// commands do not reconnect: a lost connection is an error (exit 1), as is a lost monitor.
+std::unique_ptr<kv_client> connect(const global_options& g) {
+  kv_client_options opts = g.client_library_options(g.config());
+  opts.reconnect = false;
+  return std::make_unique<kv_client>(std::move(opts));
 }
 
-// Expand the streamed (path, depth) pairs into paths relative to the request (§7.5).
-struct path_expander {
-  path_longener longener;
-  value expand(const value& msg) {
-    array full;
-    const value* p = msg.find("path");
-    if (!longener.expand(p && p->is_sequence() ? p->elements() : array{},
-                         int_field(msg, "depth", 0), full))
-      throw client_error("the server sent a depth beyond the previous path");
-    return value::make_path(std::move(full));
-  }
-};
+// A record's path relative to the request's `base` (the library hands back full paths).
+value relative_path(const value& msg, const array& base) {
+  const value* p = msg.find("path");
+  if (!p || !p->is_sequence())
+    throw client_error("the server sent a record without a path: " + debug_string(msg));
+  const array& full = p->elements();
+  if (full.size() < base.size() || !std::equal(base.begin(), base.end(), full.begin()))
+    throw client_error("the server sent a path outside the request: " + debug_string(*p));
+  return value::make_path(
+      array(full.begin() + static_cast<std::ptrdiff_t>(base.size()), full.end()));
+}
 
-void print_value(const global_options& g, const value& path, client_connection& c) {
+void print_value(const global_options& g, const value& path, kv_client& c) {
   value reply = c.request("get_value", {{"path", path}, {"nchain", g.metadata ? 3 : 0}});
   if (g.metadata) {
     std::cout << yaml_dump(without_keys(reply, {"seq"}));
@@ -59,8 +66,8 @@ void print_value(const global_options& g, const value& path, client_connection& 
   std::cout << yprint(*v);
 }
 
-void get_recursive(const global_options& g, const data_options& o, const value& path,
-                   client_connection& c, bool list) {
+void get_recursive(const global_options& g, const data_options& o, const value& path, kv_client& c,
+                   bool list) {
   map params{{"path", path}, {"nchain", g.metadata ? 3 : 0}};
   if (list) {
     params.emplace_back("min_depth", o.min_depth.value_or(1));
@@ -70,10 +77,10 @@ void get_recursive(const global_options& g, const data_options& o, const value& 
     if (o.max_depth) params.emplace_back("max_depth", *o.max_depth);
     if (o.min_depth) params.emplace_back("min_depth", *o.min_depth);
   }
-  path_expander ex;
+  const array& base = path.elements();
   map nested;  // -d KEY
   c.stream("get_tree", std::move(params), [&](const value& msg) {
-    value rel = ex.expand(msg);
+    value rel = relative_path(msg, base);
     const value* v = msg.find("value");
     value shown =
         g.metadata ? without_keys(msg, {"seq", "wseq", "path", "depth"}) : (v ? *v : value());
@@ -136,8 +143,7 @@ std::optional<value> apply_edits(std::optional<value> current,
   return current;
 }
 
-void set_value(const global_options& g, const data_options& o, const value& path,
-               client_connection& c) {
+void set_value(const global_options& g, const data_options& o, const value& path, kv_client& c) {
   std::vector<std::pair<value, std::optional<value>>> edits;
   auto pairs = [](const std::vector<std::string>& flat, auto conv) {
     std::vector<std::pair<value, std::optional<value>>> out;
@@ -171,37 +177,69 @@ void set_value(const global_options& g, const data_options& o, const value& path
   if (g.metadata) std::cout << yaml_dump(without_keys(reply, {"seq"}));
 }
 
-void delete_value(const global_options& g, const data_options& o, const value& path,
-                  client_connection& c) {
+void delete_value(const global_options& g, const data_options& o, const value& path, kv_client& c) {
   int nchain = g.metadata ? 3 : 0;
-  value reply =
-      c.request(o.recursive ? "delete_tree" : "delete_value", {{"path", path}, {"nchain", nchain}});
-  if (g.metadata || o.recursive) std::cout << yaml_dump(without_keys(reply, {"seq"}));
+  if (!o.recursive) {
+    value reply = c.request("delete_value", {{"path", path}, {"nchain", nchain}});
+    if (g.metadata) std::cout << yaml_dump(without_keys(reply, {"seq"}));
+    return;
+  }
+  map opts;
+  if (nchain != 0) opts.emplace_back("nchain", nchain);
+  std::vector<value> records = c.remove_tree(path, std::move(opts));
+  if (!g.metadata) {
+    // Without nchain the node sends one {changed: N}.
+    for (const value& r : records) std::cout << yaml_dump(without_keys(r, {"seq"}));
+    return;
+  }
+  // -m: a record per deleted entry (chain, old_value, tock), as `get -r -m` prints them.
+  const array& base = path.elements();
+  array out;
+  for (const value& r : records) {
+    if (!r.find("path")) {
+      out.push_back(without_keys(r, {"seq"}));
+      continue;
+    }
+    out.push_back(
+        value(map{{relative_path(r, base), without_keys(r, {"seq", "wseq", "path", "depth"})}}));
+  }
+  std::cout << yaml_dump(value(std::move(out)));
 }
 
-void monitor(const global_options& g, const data_options& o, const value& path,
-             client_connection& c) {
-  c.set_timeout(std::chrono::hours(24 * 365));
-  path_expander ex;
-  array base = path.elements();
-  c.stream("watch",
-           {{"path", path}, {"nchain", g.metadata ? 3 : 0}, {"fetch", o.state}, {"max_depth", -1}},
-           [&](const value& msg) {
-             map out;
-             if (const value* s = msg.find("state")) {
-               out.emplace_back("state", *s);
-             } else {
-               array full = base;
-               value rel = ex.expand(msg);  // named: the loop below refers into it
-               for (const auto& e : rel.elements()) full.push_back(e);
-               out.emplace_back("path", value::make_path(std::move(full)));
-               for (const char* k : {"value", "chain", "tock"})
-                 if (const value* v = msg.find(k); v && (g.metadata || std::string(k) == "value"))
-                   out.emplace_back(k, *v);
-             }
-             std::cout << yaml_dump(value(std::move(out))) << "---" << std::endl;
-             return true;
-           });
+// Prints each watch message as a YAML document ending in `---`: {path, value} (-m: with chain
+// and tock; the path in full), or {state: uptodate}. Runs until interrupted; when the
+// connection is lost, or the node ends the watch, it fails (exit 1).
+void monitor(const global_options& g, const data_options& o, const value& path, kv_client& c) {
+  std::unique_ptr<kv_client::watch> w =
+      c.watch_tree(path, {{"nchain", g.metadata ? 3 : 0}, {"fetch", o.state}, {"max_depth", -1}});
+  for (;;) {
+    std::optional<value> msg = w->next(std::chrono::milliseconds(500));
+    if (!msg) {
+      if (w->ended() || !c.connected()) throw client_error("the connection to the node was lost");
+      continue;
+    }
+    map out;
+    if (const value* s = msg->find("state")) {
+      if (s->is_str() && s->as_str() == "end") {
+        const value* err = msg->find("error");
+        std::string text = !err            ? "the node ended the watch"
+                           : err->is_str() ? err->as_str()
+                                           : debug_string(*err);
+        // Without reconnecting, a lost connection ends the watch with its reason.
+        if (!c.connected()) throw client_error(text);
+        throw server_error(text);
+      }
+      if (s->is_str() && s->as_str() == "start") continue;
+      out.emplace_back("state", *s);
+    } else {
+      const value* p = msg->find("path");
+      out.emplace_back("path", value::make_path(p && p->is_sequence() ? p->elements() : array{}));
+      for (const char* k : {"value", "chain", "tock"})
+        if (const value* v = msg->find(k); v && (g.metadata || std::string(k) == "value"))
+          out.emplace_back(k, *v);
+    }
+    std::cout << yaml_dump(value(std::move(out))) << "---" << std::endl;
+  }
 }
 
 }  // namespace
@@ -241,8 +279,10 @@ void add_data_command(CLI::App& app, global_options& g) {
   auto* del = data->add_subcommand("delete", "Delete the value (-r: every value in the subtree)");
   del->add_flag("-r,--recursive", o->recursive, "Delete every value below PATH too");
 
-  auto* mon = data->add_subcommand("monitor",
-                                   "Print changes below PATH as they happen (until interrupted)");
+  auto* mon = data->add_subcommand(
+      "monitor",
+      "Print changes below PATH as they happen, until interrupted (exit 1 if the connection to "
+      "the node is lost: no reconnect)");
   mon->add_flag("-s,--state", o->state, "First print the current state, then 'uptodate'");
 
   data->callback([&g, o, get, list, set, del, mon] {

@@ -7,10 +7,14 @@
 #include "apps/commands.hpp"
 #include "transport/client_auth.hpp"
 #include "transport/client_connection.hpp"
+#include "transport/kv_client.hpp"
 
 namespace moatkv {
 
 int command_status = 0;
+
+const char* const caf_only_for_data =
+    "--transport caf: only `data` commands can use the remote actor interface";
 
 node_config global_options::config() const {
   node_config cfg = node_config::load(config_file);
@@ -18,12 +22,38 @@ node_config global_options::config() const {
   return cfg;
 }
 
+client_transport global_options::transport_kind() const {
+  std::optional<client_transport> t = parse_client_transport(transport);
+  if (!t) throw usage_error("--transport must be msgpack or caf, not '" + transport + "'");
+  return *t;
+}
+
 std::string global_options::connect_host(const node_config& cfg) const {
-  return host.empty() ? cfg.get_string("kv.conn.host", "127.0.0.1") : host;
+  return connect_host(cfg, transport_kind());
 }
 
 uint16_t global_options::connect_port(const node_config& cfg) const {
-  int64_t p = port > 0 ? port : cfg.get_int("kv.conn.port", 27586);
+  return connect_port(cfg, transport_kind());
+}
+
+std::string global_options::connect_host(const node_config& cfg, client_transport t) const {
+  if (!host.empty()) return host;
+  return t == client_transport::caf ? cfg.get_string("kv.server.remote.host", "127.0.0.1")
+                                    : cfg.get_string("kv.conn.host", "127.0.0.1");
+}
+
+uint16_t global_options::connect_port(const node_config& cfg, client_transport t) const {
+  if (port > 0) return static_cast<uint16_t>(port);  // -p is checked by CLI11
+  if (t == client_transport::caf) {
+    int64_t p = cfg.get_int("kv.server.remote.port", 27587);
+    if (p == 0)
+      throw config_error(
+          "kv.server.remote.port is 0 (the remote actor interface is off): give -p PORT");
+    if (p < 0 || p > 65535)
+      throw config_error("kv.server.remote.port " + std::to_string(p) + " is out of range");
+    return static_cast<uint16_t>(p);
+  }
+  int64_t p = cfg.get_int("kv.conn.port", 27586);
   if (p <= 0 || p > 65535) throw config_error("port " + std::to_string(p) + " is out of range");
   return static_cast<uint16_t>(p);
 }
@@ -82,8 +112,24 @@ client_setup global_options::setup(const node_config& cfg) const {
 }
 
 std::unique_ptr<client_connection> global_options::connect() const {
+  // main refuses such command lines before any command runs; this is the backstop.
+  if (transport_kind() != client_transport::msgpack) throw usage_error(caf_only_for_data);
   node_config cfg = config();
   return setup(cfg).connect(connect_host(cfg), connect_port(cfg));
+}
+
+kv_client_options global_options::client_library_options(const node_config& cfg) const {
+  kv_client_options o;
+  o.transport = transport_kind();
+  // The login spec is parsed (and prompted for) before connecting, as with `setup`.
+  client_setup s = setup(cfg);
+  o.host = connect_host(cfg, o.transport);
+  o.port = connect_port(cfg, o.transport);
+  o.timeout = s.options.timeout;
+  // kv.conn.ssl is the msgpack listener's; the remote actor interface has no TLS.
+  if (o.transport == client_transport::msgpack) o.tls = s.options.tls;
+  o.auth = s.auth;
+  return o;
 }
 
 }  // namespace moatkv
@@ -100,9 +146,19 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("-C,--config", g.overrides, "Override one config key: KEY=VALUE (repeatable)")
       ->allow_extra_args(false);
-  app.add_option("-h,--host", g.host, "Host of the node to talk to (default: kv.conn.host)");
-  app.add_option("-p,--port", g.port, "Port of the node to talk to (default: kv.conn.port)")
+  app.add_option("-h,--host", g.host,
+                 "Host of the node to talk to (default: kv.conn.host; with --transport caf: "
+                 "kv.server.remote.host)");
+  app.add_option("-p,--port", g.port,
+                 "Port of the node to talk to (default: kv.conn.port, 27586; with --transport "
+                 "caf: kv.server.remote.port, 27587; `bench` keeps -p for msgpack and takes "
+                 "--remote-port for caf)")
       ->check(CLI::Range(1, 65535));
+  app.add_option("--transport", g.transport,
+                 "How client commands talk to the node: msgpack (the client protocol, the "
+                 "default) or caf (the node's remote actor interface, kv.server.remote; no TLS; "
+                 "only `data` and `bench set|get`)")
+      ->check(CLI::IsMember({"msgpack", "caf"}));
   app.add_flag("-m,--metadata", g.metadata, "Print full replies, with chain and tock");
   app.add_option("-a,--auth", g.auth,
                  "Log in: 'METHOD k=v …' (k? asks for k without echo) or '=FILE' (YAML with "
@@ -114,10 +170,21 @@ int main(int argc, char** argv) {
   add_log_command(app, g);
   add_auth_command(app, g);
   add_acl_command(app, g);
+  // Runs after parsing, before any command's callback: commands other than `data` (and bench's
+  // set/get, which check for themselves) speak the msgpack protocol only, so --transport caf
+  // fails here at once rather than with a connection attempt.
+  app.parse_complete_callback([&app, &g] {
+    if (g.transport != "caf") return;
+    for (const CLI::App* sub : app.get_subcommands())
+      if (sub->get_name() != "data" && sub->get_name() != "bench")
+        throw usage_error(caf_only_for_data);
+  });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // Usage errors exit with 2, as the original's (click) and our other bad-input errors do.
+    int status = app.exit(e);
+    return status == 0 ? 0 : 2;
   } catch (const config_error& e) {
     std::cerr << "moatkv: " << e.what() << "\n";
     return 2;
