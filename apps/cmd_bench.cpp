@@ -14,9 +14,11 @@
 //            until it holds all --count entries that `set --prefix PREFIX --count N` wrote
 //            elsewhere (start it right after the node)
 //
-// set/get take --transport caf: each connection is then a remote_client attached to the node's
-// remote actor interface (kv.server.remote, issue 7) with one request in flight; the fill of
-// `get` still goes over msgpack.
+// set/get honour the global --transport caf: each connection is then a kv_client (the client
+// library, transport/kv_client.hpp) attached to the node's remote actor interface
+// (kv.server.remote, issue 7; --remote-port, -h) with one request in flight; the fill of `get`
+// still goes over msgpack (-p stays the msgpack port). `--library` runs msgpack set/get through
+// kv_client the same way, so the two transports of the library compare like for like.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -32,7 +34,7 @@
 #include "actors/tree_store/depth_compression.hpp"
 #include "apps/commands.hpp"
 #include "transport/client_connection.hpp"
-#include "transport/remote_client.hpp"
+#include "transport/kv_client.hpp"
 
 namespace moatkv {
 
@@ -55,8 +57,10 @@ struct bench_options {
   double wait_s = 120;                // converge / sync: give up after this long
   std::string run_tag;                // the "s" of this run's values (20 chars)
   int64_t qlen = 0;                   // tree: the request's flow-control window (0: connection's)
-  std::string transport = "msgpack";  // set/get: msgpack | caf
+  std::string transport = "msgpack";  // set/get: msgpack | caf (the global --transport)
+  std::string remote_host;            // caf: -h, else kv.server.remote.host
   int remote_port = 0;                // caf: the node's remote actor port (0: from the config)
+  bool library = false;               // set/get over msgpack through kv_client
 };
 
 struct bench_result {
@@ -112,21 +116,26 @@ std::unique_ptr<client_connection> open_connection(const std::string& host, uint
   return bench_setup->connect(host, port);
 }
 
-// One connection's share of a set/get run over the remote actor interface: one request at a
-// time (remote_client is blocking).
-void run_requests_caf(const bench_options& o, const std::string& host, int conn, int64_t n,
-                      bool is_set, std::vector<double>& lat) {
-  remote_client rc(host, static_cast<uint16_t>(o.remote_port),
-                   remote_client_options{bench_setup->options.timeout});
-  if (bench_setup->auth) rc.login(*bench_setup->auth);
+// One connection's share of a set/get run through the client library (over caf: the remote
+// actor interface), one blocking request at a time.
+void run_requests_library(const bench_options& o, const std::string& host, uint16_t port, int conn,
+                          int64_t n, bool is_set, std::vector<double>& lat) {
+  kv_client_options ko;
+  ko.transport = o.transport == "caf" ? client_transport::caf : client_transport::msgpack;
+  ko.host = ko.transport == client_transport::caf ? o.remote_host : host;
+  ko.port = ko.transport == client_transport::caf ? static_cast<uint16_t>(o.remote_port) : port;
+  ko.timeout = bench_setup->options.timeout;
+  if (ko.transport == client_transport::msgpack) ko.tls = bench_setup->options.tls;
+  ko.auth = bench_setup->auth;
+  ko.reconnect = false;
+  kv_client kv(ko);
   lat.reserve(static_cast<size_t>(n));
-  value no_chain(map{{"nchain", 0}});
   for (int64_t i = 0; i < n; ++i) {
     auto t0 = bench_clock::now();
     if (is_set)
-      rc.set(key_path(o, conn, i), sample_value(o, i), no_chain);
+      kv.set(key_path(o, conn, i), sample_value(o, i));
     else
-      rc.get(key_path(o, conn, i));
+      kv.get(key_path(o, conn, i));
     lat.push_back(std::chrono::duration<double, std::micro>(bench_clock::now() - t0).count());
   }
 }
@@ -134,7 +143,8 @@ void run_requests_caf(const bench_options& o, const std::string& host, int conn,
 // One connection's share of a set/get run: keep `pipeline` requests in flight.
 void run_requests(const bench_options& o, const std::string& host, uint16_t port, int conn,
                   int64_t n, bool is_set, std::vector<double>& lat) {
-  if (o.transport == "caf") return run_requests_caf(o, host, conn, n, is_set, lat);
+  if (o.transport == "caf" || o.library)
+    return run_requests_library(o, host, port, conn, n, is_set, lat);
   auto cp = open_connection(host, port);
   client_connection& c = *cp;
   lat.reserve(static_cast<size_t>(n));
@@ -435,16 +445,19 @@ void add_bench_command(CLI::App& app, global_options& g) {
       ->check(CLI::Range(int64_t{4}, int64_t{1000000}));
   cmd->add_option("--pid", o->pid, "memory: the process ID of the (local) node")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--transport", o->transport,
-                  "set/get: msgpack (the client protocol) or caf (the remote actor interface, "
-                  "one request in flight per connection)")
-      ->check(CLI::IsMember({"msgpack", "caf"}));
+  // --transport is the global option (`moatkv bench get --transport caf` reaches it through
+  // fallthrough): set/get over caf have one request in flight per connection.
   cmd->add_option("--remote-port", o->remote_port,
-                  "caf: the node's remote actor port (default: kv.server.remote.port, 27587)")
+                  "--transport caf: the node's remote actor port (default: "
+                  "kv.server.remote.port, 27587; -p stays the msgpack port)")
       ->check(CLI::Range(1, 65535));
+  cmd->add_flag("--library", o->library,
+                "set/get over msgpack through the client library (kv_client), one request in "
+                "flight per connection, as --transport caf always does");
   cmd->add_option("--wait", o->wait_s, "converge/sync: give up after this many seconds")
       ->check(CLI::PositiveNumber);
   cmd->callback([&g, o] {
+    o->transport = g.transport;
     if (o->mode == "memory" && o->pid <= 0)
       throw CLI::ValidationError("--pid", "memory needs --pid");
     if (o->transport == "caf" && o->mode != "set" && o->mode != "get")
@@ -452,21 +465,27 @@ void add_bench_command(CLI::App& app, global_options& g) {
     if (o->transport == "caf" && o->pipeline != 1)
       throw CLI::ValidationError("--transport",
                                  "caf sends one request at a time per connection (--pipeline 1)");
+    if (o->library && (o->pipeline != 1 || (o->mode != "set" && o->mode != "get")))
+      throw CLI::ValidationError("--library", "is for set and get with --pipeline 1");
     o->run_tag = make_run_tag();
     if (o->prefix.empty())
       o->prefix = o->mode == "memory" ? "bench_memory_" + o->run_tag.substr(4)
                   : o->mode == "sync" ? "bench_set"
                                       : "bench_" + o->mode;
     node_config cfg = g.config();
-    std::string host = g.connect_host(cfg);
-    uint16_t port = g.connect_port(cfg);
+    // -h / -p are the msgpack connections' (and the fill's); caf: -h / --remote-port.
+    std::string host = g.connect_host(cfg, client_transport::msgpack);
+    uint16_t port = g.connect_port(cfg, client_transport::msgpack);
     client_setup setup = g.setup(cfg);
     bench_setup = &setup;
-    if (o->transport == "caf" && o->remote_port == 0) {
-      int64_t rp = cfg.get_int("kv.server.remote.port", 27587);
-      if (rp <= 0 || rp > 65535)
-        throw CLI::ValidationError("--remote-port", "kv.server.remote.port is off: give one");
-      o->remote_port = static_cast<int>(rp);
+    if (o->transport == "caf") {
+      o->remote_host = g.connect_host(cfg, client_transport::caf);
+      if (o->remote_port == 0) {
+        int64_t rp = cfg.get_int("kv.server.remote.port", 27587);
+        if (rp <= 0 || rp > 65535)
+          throw CLI::ValidationError("--remote-port", "kv.server.remote.port is off: give one");
+        o->remote_port = static_cast<int>(rp);
+      }
     }
     bench_result r;
     if (o->mode == "set") {
