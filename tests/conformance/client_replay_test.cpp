@@ -39,7 +39,6 @@
 //     then fail.
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -51,14 +50,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -67,17 +64,12 @@
 
 #include "messages/msgpack_codec.hpp"
 #include "messages/value.hpp"
-#include "tests/hex.hpp"
+#include "tests/conformance/transcript.hpp"
 #include "transport/kv_client.hpp"
-
-#ifndef MOATKV_CONFORMANCE_DATA
-#error "MOATKV_CONFORMANCE_DATA (folder of the captured traces) must be defined"
-#endif
 
 namespace moatkv::test {
 namespace {
 
-using clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 constexpr auto read_timeout = 5s;        // of the fake server, per expected message
 constexpr auto library_timeout = 3s;     // of every library request
@@ -86,63 +78,17 @@ constexpr auto watch_next_timeout = 3s;  // watch::next in the body
 // ---------------------------------------------------------------------------------------------
 // The transcript's LIB SESSION
 
-struct row {
-  int line = 0;  // in the TSV
-  std::string direction;
-  bool eof = false;
-  value msg;  // nil for <EOF>
-};
+using row = transcript_row;
 
 std::vector<row> load_lib_session() {
-  std::string file = std::string(MOATKV_CONFORMANCE_DATA) + "/client-wire-messages.tsv";
-  std::ifstream in(file);
-  if (!in) throw std::runtime_error("cannot read " + file);
   std::vector<row> rows;
-  std::string text;
-  int line = 0;
-  while (std::getline(in, text)) {
-    ++line;
-    if (text.empty() || text[0] == '#') continue;
-    std::vector<std::string> cols;
-    std::stringstream ss(text);
-    std::string col;
-    while (std::getline(ss, col, '\t')) cols.push_back(col);
-    if (cols.size() < 4)
-      throw std::runtime_error(file + ":" + std::to_string(line) + ": short row");
-    if (cols[1] != "conn12") continue;
-    if (cols[0].rfind("LIB SESSION", 0) != 0)
-      throw std::runtime_error(file + ":" + std::to_string(line) +
-                               ": conn12 is not the LIB SESSION");
-    row r;
-    r.line = line;
-    r.direction = cols[2];
-    if (r.direction != "C->S" && r.direction != "S->C")
-      throw std::runtime_error(file + ":" + std::to_string(line) + ": bad direction");
-    std::string hex = cols.size() > 4 ? cols[4] : "";
-    r.eof = hex.empty();
-    if (!r.eof) {
-      r.msg = decode(unhex(hex));
-      if (!r.msg.is_map())
-        throw std::runtime_error(file + ":" + std::to_string(line) + ": not a map");
-    }
+  for (row& r : load_transcript()) {
+    if (r.conn != "conn12") continue;
+    if (r.scenario.rfind("LIB SESSION", 0) != 0)
+      throw std::runtime_error(where(r) + ": conn12 is not the LIB SESSION");
     rows.push_back(std::move(r));
   }
   return rows;
-}
-
-const value* field(const value& m, const char* key) {
-  return m.is_map() ? m.find(key) : nullptr;
-}
-
-bool str_field_is(const value& m, const char* key, std::string_view want) {
-  const value* v = field(m, key);
-  return v && v->is_str() && v->as_str() == want;
-}
-
-std::optional<int64_t> int_of(const value* v) {
-  int64_t i;
-  if (v && v->is_int() && v->get_int(i)) return i;
-  return std::nullopt;
 }
 
 value without(value m, std::initializer_list<const char*> keys) {
@@ -155,10 +101,6 @@ value P(std::initializer_list<value> elems) {
   return value::make_path(array(elems));
 }
 
-std::string where(const row& r) {
-  return "TSV line " + std::to_string(r.line);
-}
-
 // The Python client's watch of the configuration, which our library does not open.
 bool is_config_watch(const value& m) {
   if (!str_field_is(m, "action", "watch")) return false;
@@ -168,64 +110,6 @@ bool is_config_watch(const value& m) {
 
 // ---------------------------------------------------------------------------------------------
 // Comparison
-
-std::string key_text(const value& k) {
-  return k.is_str() ? k.as_str() : debug_string(k);
-}
-
-// Where two equal values first differ in msgpack kind (int64 and uint64 are one kind), e.g.
-// "[1]: int vs bool"; empty if the kinds agree throughout.
-std::string kind_difference(const value& a, const value& b, const std::string& at = "") {
-  if (std::string(kind_name(a)) != kind_name(b))
-    return (at.empty() ? "top level" : at) + ": " + kind_name(a) + " vs " + kind_name(b);
-  if (a.is_sequence()) {
-    const array &x = a.elements(), &y = b.elements();
-    for (size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-      if (auto d = kind_difference(x[i], y[i], at + "[" + std::to_string(i) + "]"); !d.empty())
-        return d;
-  } else if (a.is_map()) {
-    for (const auto& [k, v] : a.as_map())
-      if (const value* w = map_find(b.as_map(), k))
-        if (auto d = kind_difference(v, *w, at + "[" + debug_string(k) + "]"); !d.empty()) return d;
-  }
-  return {};
-}
-
-// The differences of two messages: key sets, Python equality and msgpack kinds of every value.
-std::vector<std::string> differences(const value& expected, const value& actual) {
-  std::vector<std::string> out;
-  if (!expected.is_map() || !actual.is_map()) {
-    if (!(expected == actual))
-      out.push_back("expected " + debug_string(expected) + ", got " + debug_string(actual));
-    else if (auto d = kind_difference(expected, actual); !d.empty())
-      out.push_back("equal value of another msgpack kind (expected vs actual " + d + ")");
-    return out;
-  }
-  for (const auto& [k, ev] : expected.as_map()) {
-    const value* av = actual.find(k);
-    if (!av) {
-      out.push_back("missing key '" + key_text(k) + "' (expected " + debug_string(ev) + ")");
-    } else if (!(ev == *av)) {
-      out.push_back("'" + key_text(k) + "': expected " + debug_string(ev) + ", got " +
-                    debug_string(*av));
-    } else if (auto d = kind_difference(ev, *av); !d.empty()) {
-      out.push_back("'" + key_text(k) + "': equal value of another msgpack kind (expected vs " +
-                    "actual " + d + "): expected " + debug_string(ev) + ", got " +
-                    debug_string(*av));
-    }
-  }
-  for (const auto& [k, av] : actual.as_map())
-    if (!expected.find(k)) out.push_back("extra key '" + key_text(k) + "' = " + debug_string(av));
-  return out;
-}
-
-std::string difference_text(const value& expected, const value& actual,
-                            const std::vector<std::string>& diffs) {
-  std::string s =
-      "\n  expected: " + debug_string(expected) + "\n  actual:   " + debug_string(actual);
-  for (const auto& d : diffs) s += "\n  - " + d;
-  return s;
-}
 
 void check_same(const std::string& what, const value& expected, const value& actual) {
   std::vector<std::string> diffs = differences(expected, actual);
@@ -320,7 +204,7 @@ class fake_server {
   ~fake_server() {
     abort_ = true;
     join();
-    if (fd_ >= 0) close(fd_);
+    conn_.reset();
     if (listen_fd_ >= 0) close(listen_fd_);
   }
   fake_server(const fake_server&) = delete;
@@ -348,7 +232,7 @@ class fake_server {
   }
 
  private:
-  enum class got { message, timeout, closed };
+  using got = message_socket::got;
 
   void problem(std::string text) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -361,7 +245,7 @@ class fake_server {
     } catch (const std::exception& e) {
       problem(std::string("fake server: ") + e.what());
     }
-    if (fd_ >= 0) shutdown(fd_, SHUT_RDWR);
+    if (conn_) conn_->shutdown_both();
   }
 
   bool run_script() {
@@ -377,33 +261,14 @@ class fake_server {
       int r = poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100)));
       if (r > 0) break;
     }
-    fd_ = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd_ < 0) throw std::runtime_error(std::string("accept: ") + std::strerror(errno));
-    int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(std::string("accept: ") + std::strerror(errno));
+    conn_ = std::make_unique<message_socket>(fd);
     for (const row& r : script_) {
       bool ok = r.direction == "S->C" ? send_row(r) : expect_row(r);
       if (!ok) return false;
     }
     return true;
-  }
-
-  got read_message(value& out, clock::time_point deadline) {
-    for (;;) {
-      if (decoder_.next(out)) return got::message;
-      if (eof_ || abort_) return got::closed;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-      if (left.count() <= 0) return got::timeout;
-      pollfd p{fd_, POLLIN, 0};
-      int r = poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100)) + 1);
-      if (r <= 0) continue;  // the checks above end the loop
-      char buf[4096];
-      ssize_t n = recv(fd_, buf, sizeof buf, 0);
-      if (n > 0)
-        decoder_.feed(buf, static_cast<size_t>(n));
-      else if (n == 0 || (errno != EINTR && errno != EAGAIN))
-        eof_ = true;
-    }
   }
 
   void check_ack(const value& m) {
@@ -433,7 +298,7 @@ class fake_server {
   // The next message of the library that is not an ack (acks are checked as they come).
   got next_request(value& out, clock::time_point deadline) {
     for (;;) {
-      got g = read_message(out, deadline);
+      got g = conn_->read_message(out, deadline, &abort_);
       if (g != got::message) return g;
       if (str_field_is(out, "state", "ack")) {
         check_ack(out);
@@ -445,7 +310,7 @@ class fake_server {
 
   bool send_row(const row& r) {
     if (r.eof) {
-      shutdown(fd_, SHUT_WR);
+      conn_->shutdown_write();
       return true;
     }
     value msg = r.msg;
@@ -461,16 +326,11 @@ class fake_server {
       if (std::optional<int64_t> w = int_of(field(msg, "wseq")))
         max_wseq_sent_[s->second] = std::max(max_wseq_sent_[s->second], *w);
     }
-    std::string bytes = encode(msg);
-    std::string_view rest = bytes;
-    while (!rest.empty()) {
-      ssize_t n = send(fd_, rest.data(), rest.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        problem(where(r) + ": send failed (" + std::strerror(errno) + "): " + debug_string(msg));
-        return false;
-      }
-      rest.remove_prefix(static_cast<size_t>(n));
+    try {
+      conn_->send_bytes(encode(msg));
+    } catch (const std::runtime_error& e) {
+      problem(where(r) + ": send failed (" + e.what() + "): " + debug_string(msg));
+      return false;
     }
     return true;
   }
@@ -549,14 +409,12 @@ class fake_server {
 
   std::vector<row> script_;
   int listen_fd_ = -1;
-  int fd_ = -1;
   uint16_t port_ = 0;
   std::thread thread_;
   std::atomic<bool> abort_{false};
 
   // Used by the server thread only (read by the test after join()).
-  stream_decoder decoder_;
-  bool eof_ = false;
+  std::unique_ptr<message_socket> conn_;  // the library's connection, once accepted
   bool finished_ = false;
   int compared_ = 0;
   std::set<int64_t> skipped_;           // transcript seqs of the config watch and its stop

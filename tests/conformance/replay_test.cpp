@@ -34,55 +34,33 @@
 // node's reply gives the session key, and every boxed `password` is re-boxed with that key,
 // for the password the scenario's command line names (`password=test123`, `password=wrong`).
 // The reply's `pubkey` is then compared by kind (bytes), not by value.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-#include "tests/hex.hpp"
-
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <deque>
-#include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
-#include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "actors/auth/password_crypto.hpp"
 #include "messages/msgpack_codec.hpp"
 #include "messages/value.hpp"
+#include "tests/conformance/transcript.hpp"
 #include "tests/integration/node_process.hpp"
-
-#ifndef MOATKV_CONFORMANCE_DATA
-#error "MOATKV_CONFORMANCE_DATA (folder of the captured traces) must be defined"
-#endif
 
 namespace moatkv::test {
 namespace {
 
-using clock = std::chrono::steady_clock;
 constexpr auto reply_timeout = std::chrono::seconds(5);
 
 // ---------------------------------------------------------------------------------------------
 // The transcript
 
-struct row {
-  int line = 0;  // in the TSV, for messages
-  std::string scenario, conn, direction;
-  bool eof = false;
-  std::string bytes;  // exact wire bytes (empty for <EOF>)
-  value msg;          // decoded (nil for <EOF>)
-};
+using row = transcript_row;
 
 bool contains_auth(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -92,39 +70,11 @@ bool contains_auth(std::string s) {
 // Rows of the TSV; without `with_auth` only those before the first scenario whose name
 // contains "auth".
 std::vector<row> load_rows(bool with_auth) {
-  std::string file = std::string(MOATKV_CONFORMANCE_DATA) + "/client-wire-messages.tsv";
-  std::ifstream in(file);
-  if (!in) throw std::runtime_error("cannot read " + file);
-  std::vector<row> rows;
-  std::string text;
-  int line = 0;
-  while (std::getline(in, text)) {
-    ++line;
-    if (text.empty() || text[0] == '#') continue;
-    std::vector<std::string> cols;
-    std::stringstream ss(text);
-    std::string col;
-    while (std::getline(ss, col, '\t')) cols.push_back(col);
-    if (cols.size() < 4)
-      throw std::runtime_error(file + ":" + std::to_string(line) + ": short row");
-    row r;
-    r.line = line;
-    r.scenario = cols[0];
-    if (!with_auth && contains_auth(r.scenario)) break;
-    r.conn = cols[1];
-    r.direction = cols[2];
-    if (r.direction != "C->S" && r.direction != "S->C")
-      throw std::runtime_error(file + ":" + std::to_string(line) + ": bad direction");
-    std::string hex = cols.size() > 4 ? cols[4] : "";
-    r.eof = hex.empty();
-    if (!r.eof) {
-      r.bytes = unhex(hex);
-      r.msg = decode(r.bytes);
-      if (!r.msg.is_map())
-        throw std::runtime_error(file + ":" + std::to_string(line) + ": not a map");
-    }
-    rows.push_back(std::move(r));
-  }
+  std::vector<row> rows = load_transcript();
+  if (!with_auth)
+    rows.erase(std::find_if(rows.begin(), rows.end(),
+                            [](const row& r) { return contains_auth(r.scenario); }),
+               rows.end());
   return rows;
 }
 
@@ -132,112 +82,15 @@ std::vector<row> load_non_auth_rows() {
   return load_rows(false);
 }
 
-const value* field(const value& m, const char* key) {
-  return m.is_map() ? m.find(key) : nullptr;
-}
-
-bool str_field_is(const value& m, const char* key, std::string_view want) {
-  const value* v = field(m, key);
-  return v && v->is_str() && v->as_str() == want;
-}
-
-std::optional<int64_t> int_of(const value* v) {
-  int64_t i;
-  if (v && v->is_int() && v->get_int(i)) return i;
-  return std::nullopt;
-}
-
 // ---------------------------------------------------------------------------------------------
-// A raw client connection: bytes out, decoded messages in.
-
-class raw_connection {
- public:
-  raw_connection(const std::string& host, uint16_t port) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
-      throw std::runtime_error("not an IPv4 address: " + host);
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-      throw std::runtime_error("connect " + host + ":" + std::to_string(port) + ": " +
-                               std::strerror(errno));
-    int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  ~raw_connection() {
-    if (fd_ >= 0) close(fd_);
-  }
-  raw_connection(const raw_connection&) = delete;
-  raw_connection& operator=(const raw_connection&) = delete;
-
-  void send_bytes(std::string_view bytes) {
-    while (!bytes.empty()) {
-      ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw std::runtime_error(std::string("send: ") + std::strerror(errno));
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-  }
-  void shutdown_write() { shutdown(fd_, SHUT_WR); }
-
-  /// The next decoded message, or nullopt on timeout or when the peer closed (then `eof()`).
-  /// Throws decode_error on bytes that are not msgpack.
-  std::optional<value> read_message(clock::time_point deadline) {
-    value v;
-    for (;;) {
-      if (decoder_.next(v)) return v;
-      if (eof_) return std::nullopt;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-      if (left.count() <= 0) return std::nullopt;
-      pollfd p{fd_, POLLIN, 0};
-      int r = poll(&p, 1, static_cast<int>(left.count()) + 1);
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) continue;  // the deadline check above ends the loop
-      char buf[4096];
-      ssize_t n = recv(fd_, buf, sizeof buf, 0);
-      if (n > 0)
-        decoder_.feed(buf, static_cast<size_t>(n));
-      else if (n == 0 || (errno != EINTR && errno != EAGAIN))
-        eof_ = true;
-    }
-  }
-  bool eof() const { return eof_; }
-
- private:
-  int fd_ = -1;
-  bool eof_ = false;
-  stream_decoder decoder_;
-};
-
-// ---------------------------------------------------------------------------------------------
-// Comparison
-
-// Where two equal values first differ in msgpack kind (int64 and uint64 are one kind: the
-// encoder picks the smaller form), e.g. "[1]: int vs bool"; empty if the kinds agree throughout.
-std::string kind_difference(const value& a, const value& b, const std::string& at = "") {
-  if (std::string(kind_name(a)) != kind_name(b))
-    return (at.empty() ? "top level" : at) + ": " + kind_name(a) + " vs " + kind_name(b);
-  if (a.is_sequence()) {
-    const array &x = a.elements(), &y = b.elements();
-    for (size_t i = 0; i < std::min(x.size(), y.size()); ++i)
-      if (auto d = kind_difference(x[i], y[i], at + "[" + std::to_string(i) + "]"); !d.empty())
-        return d;
-  } else if (a.is_map()) {
-    for (const auto& [k, v] : a.as_map())
-      if (const value* w = map_find(b.as_map(), k))
-        if (auto d = kind_difference(v, *w, at + "[" + debug_string(k) + "]"); !d.empty()) return d;
-  }
-  return {};
-}
+// The replay
 
 struct replay {
   explicit replay(node_process& n) : node(n) {}
   node_process& node;
 
   struct connection {
-    std::unique_ptr<raw_connection> sock;
+    std::unique_ptr<message_socket> sock;
     std::deque<value> pending;  // arrived, not yet matched to a transcript row
     std::optional<int64_t> last_fresh_tock;
     bool send_closed = false;             // we sent our <EOF>
@@ -253,10 +106,6 @@ struct replay {
   std::map<int64_t, int64_t> tock_map, tock_map_back;  // expected <-> actual
   int compared = 0;
   std::vector<const row*> skipped_after_eof;  // replies the original sent after the client's EOF
-
-  static std::string where(const row& r) {
-    return "TSV line " + std::to_string(r.line) + ", scenario \"" + r.scenario + "\", " + r.conn;
-  }
 
   // Checks on every message as it arrives (arrival order matters for fresh tocks).
   void arrived(connection& c, const row& r, const value& msg) {
@@ -292,9 +141,9 @@ struct replay {
           return v;
         }
       }
-      std::optional<value> msg = c.sock->read_message(deadline);
-      if (!msg) return std::nullopt;
-      arrived(c, r, *msg);
+      value msg;
+      if (c.sock->read_message(msg, deadline) != message_socket::got::message) return std::nullopt;
+      arrived(c, r, msg);
     }
   }
 
@@ -306,60 +155,43 @@ struct replay {
 
   void compare(const row& r, const value& expected, const value& actual) {
     ++compared;
-    std::vector<std::string> problems;
     bool greeting = int_of(field(expected, "seq")) == 0;
-    for (const auto& [k, ev] : expected.as_map()) {
-      const value* av = actual.find(k);
-      std::string key = k.is_str() ? k.as_str() : debug_string(k);
-      if (!av) {
-        problems.push_back("missing key '" + key + "'");
-        continue;
-      }
-      if (key == "version" && greeting) continue;  // we send our real version
-      if (key == "pubkey") {                       // re-derived: random bytes of our own exchange
-        if (!av->is_bin() || av->as_bin().empty())
-          problems.push_back("pubkey is not bytes: " + debug_string(*av));
-        continue;
-      }
-      if (key == "tock") {
-        std::optional<int64_t> e = int_of(&ev), a = int_of(av);
-        if (!a) {
-          problems.push_back("tock is not an integer: " + debug_string(*av));
-        } else if (e) {
-          auto fw = tock_map.emplace(*e, *a).first;
-          auto bw = tock_map_back.emplace(*a, *e).first;
-          if (fw->second != *a)
-            problems.push_back("tock " + std::to_string(*a) +
-                               " where the original repeated its tock " + std::to_string(*e) +
-                               " (which was our tock " + std::to_string(fw->second) + " before)");
-          else if (bw->second != *e)
-            problems.push_back("tock " + std::to_string(*a) +
-                               " repeats an earlier tock that the original had as " +
-                               std::to_string(bw->second) + ", here it is " + std::to_string(*e));
-        }
-        continue;
-      }
-      if (!(ev == *av)) {
-        problems.push_back("'" + key + "': expected " + debug_string(ev) + ", got " +
-                           debug_string(*av));
-      } else if (std::string d = kind_difference(ev, *av); !d.empty()) {
-        // E.g. `path` (§1.3, §7.5: ext 3 only for an empty prefix and depth 0, else an array),
-        // or `changed: true` vs `changed: 1`: equal in Python, different on the wire.
-        problems.push_back("'" + key +
-                           "': equal value of another msgpack kind (expected vs actual " + d +
-                           "): expected " + debug_string(ev) + ", got " + debug_string(*av));
-      }
-    }
-    for (const auto& [k, av] : actual.as_map())
-      if (!expected.find(k))
-        problems.push_back("extra key '" + (k.is_str() ? k.as_str() : debug_string(k)) +
-                           "' = " + debug_string(av));
-    if (!problems.empty()) {
-      std::string list;
-      for (const auto& p : problems) list += "\n  - " + p;
-      FAIL_CHECK(where(r) << ": reply differs"
-                          << "\n  expected: " << debug_string(expected)
-                          << "\n  actual:   " << debug_string(actual) << list);
+    std::vector<std::string> problems =
+        differences(expected, actual,
+                    [&](const std::string& key, const value& ev, const value& av,
+                        std::vector<std::string>& out) {
+                      if (key == "version" && greeting) return true;  // we send our real version
+                      if (key == "pubkey") {  // re-derived: random bytes of our own exchange
+                        if (!av.is_bin() || av.as_bin().empty())
+                          out.push_back("pubkey is not bytes: " + debug_string(av));
+                        return true;
+                      }
+                      if (key == "tock") {
+                        check_tock(ev, av, out);
+                        return true;
+                      }
+                      return false;
+                    });
+    if (!problems.empty())
+      FAIL_CHECK(where(r) << ": reply differs" << difference_text(expected, actual, problems));
+  }
+
+  // An expected tock always maps to the same actual tock and vice versa.
+  void check_tock(const value& ev, const value& av, std::vector<std::string>& out) {
+    std::optional<int64_t> e = int_of(&ev), a = int_of(&av);
+    if (!a) {
+      out.push_back("tock is not an integer: " + debug_string(av));
+    } else if (e) {
+      auto fw = tock_map.emplace(*e, *a).first;
+      auto bw = tock_map_back.emplace(*a, *e).first;
+      if (fw->second != *a)
+        out.push_back("tock " + std::to_string(*a) + " where the original repeated its tock " +
+                      std::to_string(*e) + " (which was our tock " + std::to_string(fw->second) +
+                      " before)");
+      else if (bw->second != *e)
+        out.push_back("tock " + std::to_string(*a) +
+                      " repeats an earlier tock that the original had as " +
+                      std::to_string(bw->second) + ", here it is " + std::to_string(*e));
     }
   }
 
@@ -477,7 +309,7 @@ struct replay {
     for (const row& r : rows) {
       auto [it, created] = conns.try_emplace(r.conn);
       connection& c = it->second;
-      if (created) c.sock = std::make_unique<raw_connection>(node.host(), node.port());
+      if (created) c.sock = message_socket::connect_to(node.host(), node.port());
       if (c.stopped) continue;
 
       if (r.direction == "C->S") {
@@ -507,7 +339,9 @@ struct replay {
         // After our EOF the node must close (messages before the close, e.g. the original's
         // `{state: end}` for open streams, are allowed but not required).
         auto deadline = clock::now() + reply_timeout;
-        while (!c.sock->eof() && c.sock->read_message(deadline)) {
+        value ignored;
+        while (!c.sock->eof() &&
+               c.sock->read_message(ignored, deadline) == message_socket::got::message) {
         }
         CHECK_MESSAGE(c.sock->eof(), where(r)
                                          << ": the node did not close the connection within 5 s"
@@ -569,7 +403,7 @@ TEST_CASE("the transcript's auth scenario: root and password logins, users, a wr
     MESSAGE("compared " << rp.compared << " replies");
     CHECK(rp.auth_current == std::optional<std::string>("password"));
     for (const row* r : rp.skipped_after_eof) {
-      INFO(replay::where(*r) << ": " << debug_string(r->msg));
+      INFO(where(*r) << ": " << debug_string(r->msg));
       CHECK(str_field_is(r->msg, "state", "end"));
     }
   }
@@ -588,7 +422,7 @@ TEST_CASE("replay of the original's client traffic (non-auth part) against a fre
     // original's `{state: end}` messages of open streams.
     CHECK(!rp.skipped_after_eof.empty());
     for (const row* r : rp.skipped_after_eof) {
-      INFO(replay::where(*r) << ": " << debug_string(r->msg));
+      INFO(where(*r) << ": " << debug_string(r->msg));
       CHECK(str_field_is(r->msg, "state", "end"));
     }
   }  // all connections closed
