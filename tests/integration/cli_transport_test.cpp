@@ -443,7 +443,12 @@ TEST_CASE_FIXTURE(caf_node, "--transport caf: bench get|set (the README's comman
             "--remote-port", std::to_string(remote_port), "--count", "40"},
            {"-p", std::to_string(node.port()), "-C",
             "kv.server.remote.port=" + std::to_string(remote_port), "bench", "get", "--no-fill",
-            "--transport", "caf", "--count", "40"}}) {
+            "--transport", "caf", "--count", "40"},
+           // asynchronous calls of the library, over both transports
+           {"-p", std::to_string(node.port()), "--transport", "caf", "bench", "set",
+            "--remote-port", std::to_string(remote_port), "--count", "40", "--pipeline", "8"},
+           {"-p", std::to_string(node.port()), "bench", "get", "--library", "--count", "40",
+            "--pipeline", "8"}}) {
     command_result r = run_moatkv(args);
     INFO(command_line(args) << ": " << r.describe());
     CHECK(r.exit_code == 0);
