@@ -215,6 +215,7 @@ struct kv_client::impl {
   std::vector<std::shared_ptr<watch::state>> watches;
   clock::time_point next_attempt;
   std::chrono::milliseconds backoff;
+  std::string last_failure;  // of the last connection attempt, for the requests that wait
 
   ~impl() {
     if (wake_fd >= 0) close(wake_fd);
@@ -374,7 +375,8 @@ struct kv_client::impl {
   void try_connect() {
     try {
       link = connect_and_login(opts);
-    } catch (const std::exception&) {
+    } catch (const std::exception& e) {
+      last_failure = e.what();
       link.reset();
       backoff = std::min(backoff * 2, opts.backoff_max);
       next_attempt = clock::now() + backoff;
@@ -382,31 +384,37 @@ struct kv_client::impl {
     }
     backoff = opts.backoff_initial;
     set_connected(true, &link->greeting());
+    std::deque<job> queued = std::move(waiting);
+    waiting.clear();
     try {
       for (auto& w : watches) {
         w->refetching = true;
         start_watch(w, nullptr, clock::time_point::max());
       }
-      auto queued = std::move(waiting);
-      waiting.clear();
-      for (auto& j : queued) run(std::move(j));
-    } catch (const client_error& e) {
+      while (!queued.empty()) {
+        job j = std::move(queued.front());
+        queued.pop_front();
+        run(std::move(j));
+      }
+    } catch (const std::exception& e) {
       lost(e.what());
+      for (auto& j : queued) waiting.push_back(std::move(j));  // for the next connection
     }
   }
 
   // Sends a job's request (throws client_error when the link fails).
   void run(job j) {
     if (j.k == job::kind::watch_stop) {
-      if (j.w->seq >= 0 && link) {
-        pendings.erase(j.w->seq);
-        link->send("stop", {{"task", j.w->seq}});
-      }
+      // Forgotten first: a send that fails must not leave it to be started again.
+      watches.erase(std::remove(watches.begin(), watches.end(), j.w), watches.end());
       {
         std::lock_guard<std::mutex> lock(j.w->mx);
         j.w->client = nullptr;
       }
-      watches.erase(std::remove(watches.begin(), watches.end(), j.w), watches.end());
+      if (j.w->seq >= 0 && link) {
+        pendings.erase(j.w->seq);
+        link->send("stop", {{"task", j.w->seq}});
+      }
       return;
     }
     if (!link) {
@@ -427,7 +435,7 @@ struct kv_client::impl {
     int64_t seq;
     try {
       seq = link->send(j.action, std::move(j.params));
-    } catch (const client_error& e) {
+    } catch (const std::exception& e) {
       guarded([&] { j.done(value(), make_error(kv_error::kind::transport, e.what())); });
       throw;
     }
@@ -523,9 +531,11 @@ struct kv_client::impl {
       }
       job j = std::move(*it);
       it = waiting.erase(it);
-      kv_error e = make_error(kv_error::kind::timeout,
-                              "not connected within " + std::to_string(opts.timeout.count()) +
-                                  " ms (the node is unreachable; reconnecting)");
+      kv_error e =
+          make_error(kv_error::kind::timeout,
+                     "not connected within " + std::to_string(opts.timeout.count()) +
+                         " ms (reconnecting; last attempt: " +
+                         (last_failure.empty() ? std::string("none yet") : last_failure) + ")");
       if (j.done) guarded([&] { j.done(value(), e); });
     }
   }
@@ -549,7 +559,7 @@ struct kv_client::impl {
       for (auto& j : todo) {
         try {
           run(std::move(j));
-        } catch (const client_error& e) {
+        } catch (const std::exception& e) {
           lost(e.what());  // the rest wait for the next connection (or fail without one)
         }
       }
@@ -559,7 +569,7 @@ struct kv_client::impl {
           while (std::optional<value> msg = link->poll_message()) dispatch(std::move(*msg));
           link->flush();
         }
-      } catch (const client_error& e) {
+      } catch (const std::exception& e) {  // client_error; anything else ends the link too
         lost(e.what());
       }
       auto now = clock::now();
