@@ -16,23 +16,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/integration/cli_output.hpp"
 #include "tests/integration/client_ok.hpp"
 #include "tests/integration/node_process.hpp"
 
 namespace moatkv::test {
 namespace {
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    out.push_back(text.substr(pos, nl - pos));
-    pos = nl + 1;
-  }
-  return out;
-}
 
 bool has_line(const std::string& text, const std::string& line) {
   auto ls = lines_of(text);
@@ -47,65 +36,6 @@ YAML::Node parse_yaml(const command_result& r) {
   }
   return {};
 }
-
-// Splits the monitor output into its YAML documents (each ends with a `---` line).
-std::vector<YAML::Node> monitor_documents(const std::string& out) {
-  std::vector<YAML::Node> docs;
-  std::string cur;
-  for (const auto& l : lines_of(out)) {
-    if (l == "---") {
-      docs.push_back(YAML::Load(cur));
-      cur.clear();
-    } else {
-      cur += l + "\n";
-    }
-  }
-  return docs;
-}
-
-size_t count_documents(const std::string& out) {
-  auto ls = lines_of(out);
-  return static_cast<size_t>(std::count(ls.begin(), ls.end(), "---"));
-}
-
-// A `data PATH monitor` client, started in the background. `wait_subscribed` makes sure the
-// node has registered the watch: it writes `probe_path` (a sibling below the monitored path)
-// until the monitor prints that change, each attempt bounded; no sleeping.
-class monitor_client {
- public:
-  monitor_client(const node_process& node, std::vector<std::string> args)
-      : node_(node), proc_(node.client_argv(args), {.capture_stderr = true, .stdin_data = {}}) {}
-
-  bool wait_subscribed(const std::string& probe_path) {
-    for (int attempt = 1; attempt <= 20; ++attempt) {
-      command_result r =
-          node_.client({"data", probe_path, "set", "-e", ":", std::to_string(attempt)});
-      if (r.exit_code != 0) return false;
-      // Subscribed once this attempt's change is printed; changes arrive in order, so nothing
-      // of the probe is printed after it.
-      bool seen = proc_.wait_for_stdout(
-          [&](const std::string& out) {
-            for (const auto& doc : monitor_documents(out))
-              if (doc["value"] && doc["value"].as<std::string>() == std::to_string(attempt))
-                return true;
-            return false;
-          },
-          500ms);
-      if (seen) return true;
-      if (!proc_.running()) return false;
-    }
-    return false;
-  }
-  child_process& proc() { return proc_; }
-  std::string describe() {
-    return "monitor " + std::string(proc_.running() ? "running" : "exited") + "\n--- stdout ---\n" +
-           proc_.stdout_text() + "--- stderr ---\n" + proc_.stderr_text();
-  }
-
- private:
-  const node_process& node_;
-  child_process proc_;
-};
 
 }  // namespace
 
@@ -252,7 +182,7 @@ TEST_CASE("`data PATH monitor` prints later changes below PATH as YAML documents
   node_process node("monnode", {"-I", "Init"});
   ok(node, {"data", "demo.a", "set", "-e", ":", "123"});
 
-  monitor_client mon(node, {"data", "demo", "monitor"});
+  monitor_client mon(node, node.client_argv({"data", "demo", "monitor"}));
   REQUIRE_MESSAGE(mon.wait_subscribed("demo.probe"), mon.describe());
   size_t seen = mon.proc().stdout_text().size();
 
@@ -290,7 +220,7 @@ TEST_CASE("`data PATH monitor -s` prints the current state, then `state: uptodat
   ok(node, {"data", "demo.a", "set", "-e", ":", "1"});
   ok(node, {"data", "demo.b.c", "set", "-v", ":", "x"});
 
-  monitor_client mon(node, {"-m", "data", "demo", "monitor", "-s"});
+  monitor_client mon(node, node.client_argv({"-m", "data", "demo", "monitor", "-s"}));
   REQUIRE_MESSAGE(mon.proc().wait_for_stdout_text("uptodate", 10s), mon.describe());
   ok(node, {"data", "demo.a", "set", "-e", ":", "2"});
   REQUIRE_MESSAGE(mon.proc().wait_for_stdout(
@@ -359,7 +289,7 @@ TEST_CASE("`data --help` describes every subcommand") {
 
 TEST_CASE("the node stops cleanly on SIGTERM while a client is connected") {
   node_process node("termnode", {"-I", "Init"});
-  monitor_client mon(node, {"data", "demo", "monitor"});
+  monitor_client mon(node, node.client_argv({"data", "demo", "monitor"}));
   REQUIRE_MESSAGE(mon.wait_subscribed("demo.probe"), mon.describe());
   CHECK_MESSAGE(node.stop() == 0, "exit code after SIGTERM (-9: it had to be killed after 5 s)");
   // The client notices that its server went away and exits on its own.

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/integration/cli_output.hpp"
 #include "tests/integration/client_ok.hpp"
 #include "tests/integration/node_process.hpp"
 #include "tests/integration/service_process.hpp"
@@ -26,38 +27,6 @@ const std::string caf_refusal =
 
 bool contains(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    out.push_back(text.substr(pos, nl - pos));
-    pos = nl + 1;
-  }
-  return out;
-}
-
-// The monitor's YAML documents (each ends with a `---` line).
-std::vector<YAML::Node> monitor_documents(const std::string& out) {
-  std::vector<YAML::Node> docs;
-  std::string cur;
-  for (const auto& l : lines_of(out)) {
-    if (l == "---") {
-      docs.push_back(YAML::Load(cur));
-      cur.clear();
-    } else {
-      cur += l + "\n";
-    }
-  }
-  return docs;
-}
-
-size_t count_documents(const std::string& out) {
-  auto ls = lines_of(out);
-  return static_cast<size_t>(std::count(ls.begin(), ls.end(), "---"));
 }
 
 std::string command_line(const std::vector<std::string>& args) {
@@ -100,42 +69,6 @@ struct caf_node {
     CHECK(c.err == m.err);
     return m.out;
   }
-};
-
-// A `moatkv … data PATH monitor` in the background, subscribed once a probe written over
-// msgpack (a child of the monitored path) shows up in its output.
-class monitor_client {
- public:
-  monitor_client(const node_process& node, std::vector<std::string> argv)
-      : node_(node), proc_(std::move(argv), {.capture_stderr = true, .stdin_data = {}}) {}
-
-  bool wait_subscribed(const std::string& probe_path) {
-    for (int attempt = 1; attempt <= 20; ++attempt) {
-      command_result r =
-          node_.client({"data", probe_path, "set", "-e", ":", std::to_string(attempt)});
-      if (r.exit_code != 0) return false;
-      bool seen = proc_.wait_for_stdout(
-          [&](const std::string& out) {
-            for (const auto& doc : monitor_documents(out))
-              if (doc["value"] && doc["value"].as<std::string>() == std::to_string(attempt))
-                return true;
-            return false;
-          },
-          500ms);
-      if (seen) return true;
-      if (!proc_.running()) return false;
-    }
-    return false;
-  }
-  child_process& proc() { return proc_; }
-  std::string describe() {
-    return "monitor " + std::string(proc_.running() ? "running" : "exited") + "\n--- stdout ---\n" +
-           proc_.stdout_text() + "--- stderr ---\n" + proc_.stderr_text();
-  }
-
- private:
-  const node_process& node_;
-  child_process proc_;
 };
 
 std::vector<std::string> with_binary(std::vector<std::string> args) {
