@@ -185,8 +185,7 @@ bool client_connection::receive(int flags) {
     if (n == 0) throw_closed();
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-    throw client_error(std::string("read from the server failed: ") + strerror(errno) +
-                       tls_hint());
+    throw client_error(std::string("read from the server failed: ") + strerror(errno) + tls_hint());
   }
 }
 
@@ -212,10 +211,23 @@ void client_connection::note_streamed(const value& msg) {
   ack_state& a = acks_[seq];
   int64_t window = a.qlen > 0 ? a.qlen : qlen_;  // a request's own qlen overrides (§7.6)
   a.last_read = std::max(a.last_read, wseq);
+  if (held_.count(seq)) return;
   if (window > 0 && a.last_read - a.last_acked > window / 3) {
     a.last_acked = a.last_read;
     send_raw(value(map{{"seq", seq}, {"state", "ack"}, {"ack", a.last_read}}));
   }
+}
+
+void client_connection::hold_acks(int64_t seq, bool hold) {
+  if (hold) {
+    held_.insert(seq);
+    return;
+  }
+  if (!held_.erase(seq)) return;
+  auto it = acks_.find(seq);
+  if (it == acks_.end() || it->second.last_read <= it->second.last_acked) return;
+  it->second.last_acked = it->second.last_read;
+  send_raw(value(map{{"seq", seq}, {"state", "ack"}, {"ack", it->second.last_read}}));
 }
 
 void client_connection::uncork() {

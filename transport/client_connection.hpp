@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -88,6 +89,11 @@ class client_connection {
   void stream(const std::string& action, map params,
               const std::function<bool(const value&)>& on_message);
 
+  /// Holds back (or releases) the acks of stream `seq`: while held, the server sends at most
+  /// a window more of it and keeps the rest (or ends the stream when it keeps too much).
+  /// Releasing sends the ack that was held back. For a consumer that falls behind.
+  void hold_acks(int64_t seq, bool hold);
+
   /// Read the next message belonging to `seq` (buffering others).
   value read_for(int64_t seq);
 
@@ -125,6 +131,7 @@ class client_connection {
     int64_t qlen = 0;  // the request's own window (0: the connection's)
   };
   std::map<int64_t, ack_state> acks_;
+  std::set<int64_t> held_;  // streams whose acks wait (hold_acks)
   std::multimap<int64_t, value> buffered_;
   std::string session_key_;
   std::chrono::milliseconds rcv_timeout_{-1};  // SO_RCVTIMEO as last set

@@ -34,6 +34,9 @@ class client_link {
   /// The next message that arrived, without waiting; nullopt when there is none now.
   /// Throws client_error once the connection is gone.
   virtual std::optional<value> poll_message() = 0;
+  /// Flow control of stream `seq` for a consumer that falls behind (msgpack: acks held back,
+  /// so the server keeps the rest; caf: the interface has none, a no-op).
+  virtual void hold(int64_t /*seq*/, bool /*hold*/) {}
 };
 
 /// Connects and completes the greeting (msgpack: and the hello, TLS first if configured).

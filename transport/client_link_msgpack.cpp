@@ -41,6 +41,8 @@ class msgpack_link final : public client_link {
     conn_.cork();
   }
 
+  void hold(int64_t seq, bool hold) override { conn_.hold_acks(seq, hold); }
+
   std::optional<value> poll_message() override {
     std::optional<value> msg = conn_.poll_message();
     if (!msg && conn_.receive_available()) msg = conn_.poll_message();

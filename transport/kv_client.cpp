@@ -160,6 +160,8 @@ struct kv_client::watch::state {
   std::mutex mx;
   std::condition_variable cv;
   std::deque<value> queue;
+  size_t queue_high = 0;  // see kv_client_options::watch_queue_high
+  bool held = false;      // its acks are held back: the reader fell behind
   bool ended = false;
   bool stopped = false;
   kv_client::impl* client = nullptr;  // null once the watch left the client
@@ -179,7 +181,7 @@ struct kv_client::watch::state {
 
 struct kv_client::impl {
   struct job {
-    enum class kind { request, stream, watch_start, watch_stop } k = kind::request;
+    enum class kind { request, stream, watch_start, watch_stop, watch_release } k = kind::request;
     std::string action;
     map params;
     message_handler each;
@@ -252,11 +254,15 @@ struct kv_client::impl {
   void deliver(watch::state& w, value msg) {
     message_handler h;
     {
-      std::lock_guard<std::mutex> lock(w.mx);
+      std::unique_lock<std::mutex> lock(w.mx);
       if (w.stopped) return;
       if (!w.handler) {
         w.queue.push_back(std::move(msg));
         w.cv.notify_all();
+        if (w.held || w.queue.size() < w.queue_high) return;
+        w.held = true;  // released by watch::next once the reader caught up
+        lock.unlock();
+        if (link && w.seq >= 0) link->hold(w.seq, true);
         return;
       }
       h = w.handler;
@@ -294,6 +300,12 @@ struct kv_client::impl {
     pendings[seq] = std::move(pendings[-2]);
     pendings.erase(-2);
     w->seq = seq;
+    bool held;
+    {
+      std::lock_guard<std::mutex> lock(w->mx);
+      held = w->held;
+    }
+    if (held) link->hold(seq, true);  // the reader is still behind
   }
 
   void watch_message(const std::shared_ptr<watch::state>& w, value msg) {
@@ -415,6 +427,10 @@ struct kv_client::impl {
         pendings.erase(j.w->seq);
         link->send("stop", {{"task", j.w->seq}});
       }
+      return;
+    }
+    if (j.k == job::kind::watch_release) {
+      if (j.w->seq >= 0 && link) link->hold(j.w->seq, false);
       return;
     }
     if (!link) {
@@ -819,7 +835,20 @@ std::optional<value> kv_client::watch::next(std::chrono::milliseconds timeout) {
   if (state_->queue.empty()) return std::nullopt;
   value msg = std::move(state_->queue.front());
   state_->queue.pop_front();
+  if (state_->held && state_->queue.size() <= state_->queue_high / 2 && state_->client &&
+      !state_->stopped) {
+    state_->held = false;
+    kv_client::impl::job j;
+    j.k = kv_client::impl::job::kind::watch_release;
+    j.w = state_;
+    state_->client->submit(std::move(j));
+  }
   return msg;
+}
+
+size_t kv_client::watch::queued() const {
+  std::lock_guard<std::mutex> lock(state_->mx);
+  return state_->queue.size();
 }
 
 bool kv_client::watch::ended() const {
@@ -849,6 +878,7 @@ std::unique_ptr<kv_client::watch> kv_client::watch_tree(const value& path, map o
   s->params = with_options({{"path", path}, {"iter", true}, {"long_path", true}, {"wseq", 1}},
                            std::move(opts));
   s->handler = std::move(on_message);
+  s->queue_high = std::max<size_t>(impl_->opts.watch_queue_high, 2);
   s->client = impl_.get();
   auto w = std::make_shared<waiter>();
   impl::job j;

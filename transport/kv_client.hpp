@@ -62,6 +62,11 @@ struct kv_client_options {
   bool reconnect = true;          // false: a lost connection stays lost
   std::chrono::milliseconds backoff_initial = std::chrono::milliseconds(100);
   std::chrono::milliseconds backoff_max = std::chrono::seconds(5);
+  // A watch without a handler whose reader falls behind: past this many unread messages the
+  // client stops acknowledging them (msgpack), so the node keeps the rest — and ends the watch
+  // with "Queue filled" if that grows too long too — until the reader is down to half. Over
+  // caf the interface has no flow control: the messages wait here.
+  size_t watch_queue_high = 10000;
 };
 
 /// How a request failed (none: it did not).
@@ -151,6 +156,8 @@ class kv_client {
     /// came within `timeout` or the watch ended.
     std::optional<value> next(std::chrono::milliseconds timeout);
     bool ended() const;
+    /// Messages waiting for `next`.
+    size_t queued() const;
     /// Ends the watch; the handler gets nothing more (the queue keeps what came before).
     void stop();
 
