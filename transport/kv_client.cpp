@@ -294,11 +294,17 @@ struct kv_client::impl {
     p.w = w;
     p.deadline = p.done ? deadline : clock::time_point::max();
     w->seen.clear();
-    // The pending entry first (under a provisional seq): a failing send leaves it to lost().
-    pendings[-2] = std::move(p);
-    int64_t seq = link->send("watch", std::move(params));
-    pendings[seq] = std::move(pendings[-2]);
-    pendings.erase(-2);
+    int64_t seq;
+    try {
+      seq = link->send("watch", std::move(params));
+    } catch (const std::exception& e) {
+      if (p.done) {  // a new watch: refused with the error (a restarted one waits for the next)
+        forget_watch(w);
+        guarded([&] { p.done(value(), make_error(kv_error::kind::transport, e.what())); });
+      }
+      throw;
+    }
+    pendings[seq] = std::move(p);
     w->seq = seq;
     bool held;
     {
