@@ -152,7 +152,6 @@ struct waiter {
 
 struct kv_client::watch::state {
   // Set once, read by the I/O thread.
-  value path;
   map params;               // of the watch request, without fetch
   message_handler handler;  // empty: messages go to `queue`
 
@@ -880,7 +879,6 @@ std::unique_ptr<kv_client::watch> kv_client::watch_tree(const value& path, map o
                                                         message_handler on_message) {
   check_not_io_thread(impl_->io);
   auto s = std::make_shared<watch::state>();
-  s->path = path;
   s->params = with_options({{"path", path}, {"iter", true}, {"long_path", true}, {"wseq", 1}},
                            std::move(opts));
   s->handler = std::move(on_message);
